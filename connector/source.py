@@ -1,0 +1,29 @@
+"""Ports for the host application's data: schedule entries and the directory of targets.
+
+A source yields typed entries and, for rows it cannot parse, ``Rejected`` items with a reason. It
+raises ``SourceError`` only when the source as a whole cannot be read; a bad row never stops a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from connector.models import Rejected, ScheduleEntry, Target
+from connector.window import Window
+
+
+class ScheduleSource(Protocol):
+    def describe(self) -> str:
+        """Where entries come from, for status output (never containing secrets)."""
+        ...
+
+    def read(self, window: Window) -> Iterator[ScheduleEntry | Rejected]:
+        """Entries that may overlap ``window`` (a source may return more; the core filters)."""
+        ...
+
+
+class TargetSource(Protocol):
+    def describe(self) -> str: ...
+
+    def read_targets(self) -> Iterator[Target | Rejected]: ...
