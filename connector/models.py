@@ -93,6 +93,8 @@ class ScheduleEntry:
     reminder_minutes: int | None = None
     # Extra source columns, usable in the title/body/location templates.
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Where the row came from ("schedule.csv:17"), so a quarantine reason can point at it.
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,488 @@
+"""The sync use case: read the source, work out each mailbox's plan, carry it out through the backend,
+and record what happened. It talks to the world only through the ports (source, store, backend), so the
+same code runs in the CLI, in a Dramatiq worker and in tests.
+
+Exactly-once effect (DESIGN §4.4): before a create, an intent is stored; after the remote call succeeds
+the mapping is stored. An intent left by a crash is resolved on the next sync by looking the event up by
+its tag, so it is adopted instead of created twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from connector.backend import CalendarBackend, OpOutcome
+from connector.diff import diff
+from connector.directory import Directory
+from connector.errors import MAILBOX_FATAL, ConnectorError, EventNotFoundError
+from connector.guard import DeleteGuard
+from connector.models import (
+    Create,
+    Delete,
+    EventSpec,
+    MailboxPlan,
+    Op,
+    RemoteEvent,
+    StoredMapping,
+    Target,
+    Update,
+    utc_now,
+)
+from connector.prepare import Prepared, TextLimits, prepare
+from connector.render import RenderRules
+from connector.source import ScheduleSource, TargetSource
+from connector.state import (
+    Counts,
+    MailboxResult,
+    MailboxStatus,
+    QuarantineEntry,
+    RunRecord,
+    RunStatus,
+    StateStore,
+    SyncMode,
+)
+from connector.window import Window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    mode: SyncMode = SyncMode.FAST
+    #: Mailbox addresses (or owner keys) to sync; empty means every enabled target.
+    users: tuple[str, ...] = ()
+    force: bool = False
+    trigger: str = "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A source read once, ready to be planned per mailbox."""
+
+    window: Window
+    directory: Directory
+    prepared: Prepared
+    selected: tuple[Target, ...]
+    partial: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxPreview:
+    target: Target
+    plan: MailboxPlan
+    quarantined: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    run: RunRecord
+    loaded: Loaded | None
+    quarantine: tuple[QuarantineEntry, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return any(r.status is MailboxStatus.BLOCKED for r in self.run.results)
+
+
+@dataclass
+class _Planned:
+    plan: MailboxPlan
+    #: Intents resolved to events found by tag: stored before anything else happens.
+    resolved: list[StoredMapping] = field(default_factory=list)
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        *,
+        source: ScheduleSource,
+        targets: TargetSource,
+        store: StateStore,
+        backend: CalendarBackend,
+        rules: RenderRules,
+        window: Callable[[], Window],
+        guard: DeleteGuard | None = None,
+        limits: TextLimits | None = None,
+        owners_are_addresses: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.source = source
+        self.targets = targets
+        self.store = store
+        self.backend = backend
+        self.rules = rules
+        self.window = window
+        self.guard = guard or DeleteGuard()
+        self.limits = limits or TextLimits()
+        self.owners_are_addresses = owners_are_addresses
+        self.clock = clock
+        self.new_id = new_id
+
+    # -- reading --------------------------------------------------------------------------------------
+    def load(self, request: SyncRequest) -> Loaded:
+        """Read targets and source once. Raises ``SourceError`` if either cannot be read as a whole,
+        ``ConnectorError`` if a requested user is not an enabled target."""
+        directory, bad_targets = Directory.build(
+            self.targets.read_targets(), owners_are_addresses=self.owners_are_addresses
+        )
+        window = self.window()
+        prepared = prepare(self.source.read(window), directory, self.rules, self.limits)
+        for rejected in bad_targets:
+            prepared.quarantined.append(
+                QuarantineEntry(
+                    source_key="", owner=rejected.owner, reason=rejected.reason, origin=rejected.origin
+                )
+            )
+        selected = self._select(directory, prepared, request.users)
+        return Loaded(window, directory, prepared, selected, partial=bool(request.users))
+
+    def _select(self, directory: Directory, prepared: Prepared, users: Sequence[str]) -> tuple[Target, ...]:
+        if not users:
+            enabled = list(directory.enabled())
+            if directory.owners_are_addresses:
+                known = {t.address for t in enabled}
+                enabled += [Target(a, a) for a in sorted(prepared.specs) if a not in known]
+            return tuple(enabled)
+        chosen: dict[str, Target] = {}
+        for user in users:
+            target = directory.resolve(user)
+            if target is None or not target.enabled:
+                state = "is disabled" if target is not None else "is not in the target directory"
+                raise ConnectorError(
+                    f"{user} {state}", fix="name an enabled user or resource, or enable it in the targets"
+                )
+            chosen[target.address] = target
+        return tuple(chosen.values())
+
+    # -- planning (no writes) ----------------------------------------------------------------------
+    def preview(self, request: SyncRequest) -> tuple[Loaded, list[MailboxPreview]]:
+        """What a sync would do, per mailbox; nothing is written anywhere."""
+        loaded = self.load(request)
+        previews = []
+        for target in loaded.selected:
+            planned = self._plan(target, loaded, request)
+            previews.append(
+                MailboxPreview(target, planned.plan, loaded.prepared.quarantined_for(target.address))
+            )
+        return loaded, previews
+
+    def _plan(self, target: Target, loaded: Loaded, request: SyncRequest) -> _Planned:
+        stored = self.store.mappings(target.address)
+        resolved = self._resolve_intents(target, stored)
+        for mapping in resolved:
+            stored[mapping.source_key] = mapping
+        remote: list[RemoteEvent] | None = None
+        if request.mode is SyncMode.VERIFY:
+            remote = self.backend.list_tagged(target, loaded.window.start, loaded.window.end)
+        desired: dict[str, EventSpec] = loaded.prepared.specs.get(target.address, {})
+        plan = diff(
+            target.address,
+            desired,
+            stored,
+            loaded.window,
+            new_transaction_id=self.new_id,
+            remote=remote,
+            protected=loaded.prepared.protected,
+        )
+        managed = {
+            k
+            for k, m in stored.items()
+            if not m.is_intent and loaded.window.overlaps_utc(m.start_utc, m.end_utc)
+        }
+        managed |= {r.source_key for r in remote or ()}
+        plan = self.guard.check(
+            plan,
+            managed_in_window=len(managed),
+            source_items=loaded.prepared.source_items,
+            force=request.force,
+        )
+        return _Planned(plan, resolved)
+
+    def _resolve_intents(self, target: Target, stored: dict[str, StoredMapping]) -> list[StoredMapping]:
+        intents = {k: m for k, m in stored.items() if m.is_intent}
+        if not intents:
+            return []
+        found: dict[str, list[RemoteEvent]] = {}
+        for event in self.backend.find_tagged(target, sorted(intents)):
+            found.setdefault(event.source_key, []).append(event)
+        resolved = []
+        for key, events in found.items():
+            intent = intents[key]
+            event = min(events, key=lambda e: (e.content_hash != intent.content_hash, e.remote_id))
+            resolved.append(
+                replace(
+                    intent,
+                    remote_id=event.remote_id,
+                    change_key=event.change_key,
+                    content_hash=event.content_hash,
+                    start_utc=event.start_utc,
+                    end_utc=event.end_utc,
+                    last_pushed=self.clock(),
+                )
+            )
+        return resolved
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(
+        self,
+        request: SyncRequest,
+        *,
+        on_start: Callable[[int], None] | None = None,
+        on_mailbox: Callable[[MailboxResult], None] | None = None,
+    ) -> RunReport:
+        try:
+            loaded = self.load(request)
+        except ConnectorError as exc:
+            run_id = self.store.start_run(
+                trigger=request.trigger, mode=request.mode, forced=request.force, mailboxes_total=0
+            )
+            return RunReport(self.store.finish_run(run_id, status=RunStatus.FAILED, error=str(exc)), None)
+
+        run_id = self.store.start_run(
+            trigger=request.trigger,
+            mode=request.mode,
+            forced=request.force,
+            mailboxes_total=len(loaded.selected),
+        )
+        quarantine = self._record_quarantine(loaded)
+        if on_start:
+            on_start(len(loaded.selected))
+        for target in loaded.selected:
+            result = self.sync_mailbox(target, loaded, request)
+            self.store.record_mailbox_result(run_id, result)
+            if on_mailbox:
+                on_mailbox(result)
+        record = self.store.finish_run(run_id, status=_run_status(self.store.run(run_id)))
+        return RunReport(record, loaded, tuple(quarantine))
+
+    def _record_quarantine(self, loaded: Loaded) -> list[QuarantineEntry]:
+        if not loaded.partial:
+            self.store.replace_quarantine(loaded.prepared.quarantined, owners=None)
+            return loaded.prepared.quarantined
+        mailboxes = {t.address for t in loaded.selected}
+        mine = [q for q in loaded.prepared.quarantined if q.mailbox in mailboxes]
+        owners = {t.owner_key for t in loaded.selected} | mailboxes | {q.owner for q in mine}
+        self.store.replace_quarantine(mine, owners=sorted(owners))
+        return mine
+
+    def sync_mailbox(self, target: Target, loaded: Loaded, request: SyncRequest) -> MailboxResult:
+        """Plan and carry out one mailbox's sync. Never raises for the mailbox's own failures: they
+        become a FAILED result (and an unhealthy mailbox), so the other mailboxes go on."""
+        started = self.clock()
+        quarantined = loaded.prepared.quarantined_for(target.address)
+        try:
+            planned = self._plan(target, loaded, request)
+            if planned.resolved:
+                self.store.save_mappings(planned.resolved)
+            return _Execution(self, target, planned.plan, loaded.window, started, quarantined).run()
+        except ConnectorError as exc:
+            return self._failed(target, started, exc, Counts(quarantined=quarantined))
+        except Exception as exc:  # a bug must not stop the other mailboxes; it is logged in full
+            log.exception("unexpected error while syncing %s", target.address)
+            error = ConnectorError(f"internal error: {type(exc).__name__}: {exc}", fix="see the worker log")
+            return self._failed(target, started, error, Counts(quarantined=quarantined))
+
+    def _failed(
+        self, target: Target, started: datetime, exc: ConnectorError, counts: Counts
+    ) -> MailboxResult:
+        return MailboxResult(
+            mailbox=target.address,
+            status=MailboxStatus.FAILED,
+            counts=counts,
+            started_at=started,
+            finished_at=self.clock(),
+            error_code=exc.code,
+            error=str(exc),
+        )
+
+
+class _Execution:
+    """Carries out one mailbox plan: chunks ops to the backend, writes state after each success."""
+
+    def __init__(
+        self,
+        engine: SyncEngine,
+        target: Target,
+        plan: MailboxPlan,
+        window: Window,
+        started: datetime,
+        quarantined: int,
+    ) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.target = target
+        self.plan = plan
+        self.window = window
+        self.started = started
+        self.created = self.updated = self.deleted = self.failed = 0
+        self.quarantined = quarantined
+        self.op_errors: list[tuple[str, str]] = []
+
+    def counts(self) -> Counts:
+        return Counts(
+            created=self.created,
+            updated=self.updated,
+            deleted=self.deleted,
+            unchanged=self.plan.unchanged,
+            adopted=len(self.plan.adopt),
+            failed=self.failed,
+            quarantined=self.quarantined,
+        )
+
+    def result(
+        self, status: MailboxStatus, error: ConnectorError | None = None, code: str | None = None
+    ) -> MailboxResult:
+        return MailboxResult(
+            mailbox=self.target.address,
+            status=status,
+            counts=self.counts(),
+            started_at=self.started,
+            finished_at=self.engine.clock(),
+            error_code=code or (error.code if error else None),
+            error=str(error) if error else None,
+            op_errors=tuple(self.op_errors),
+        )
+
+    def run(self) -> MailboxResult:
+        plan = self.plan
+        if plan.blocked_reason:
+            return self.result(
+                MailboxStatus.BLOCKED, ConnectorError(plan.blocked_reason), code="delete_guard"
+            )
+        if plan.adopt:
+            self.store.save_mappings([self._adopted(a.remote, a.source_key) for a in plan.adopt])
+        if plan.forget:
+            self.store.delete_mappings(self.target.address, list(plan.forget))
+        try:
+            recreate = self._send(plan.ops)
+            if recreate:
+                # Events deleted in Outlook that a fast sync tried to update: put them back once.
+                self._send([Create(spec, self.engine.new_id()) for spec in recreate])
+        except MAILBOX_FATAL as exc:
+            return self.result(MailboxStatus.FAILED, exc)
+        except _BatchFailed as stop:
+            return self.result(MailboxStatus.FAILED, stop.cause)
+        return self.result(MailboxStatus.OK)
+
+    def _send(self, ops: Sequence[Op]) -> list[EventSpec]:
+        recreate: list[EventSpec] = []
+        size = self.engine.backend.max_batch
+        for first in range(0, len(ops), size):
+            chunk = ops[first : first + size]
+            creates = [op for op in chunk if isinstance(op, Create)]
+            if creates:
+                self.store.save_mappings([self._intent(op) for op in creates])
+            try:
+                outcomes = self.engine.backend.apply(self.target, chunk)
+            except MAILBOX_FATAL:
+                raise
+            except ConnectorError as exc:
+                # The whole batch failed for a passing reason: stop; the next sync picks the rest up.
+                self.failed += len(ops) - first
+                raise _BatchFailed(exc) from exc
+            if len(outcomes) != len(chunk):
+                raise ConnectorError(
+                    f"backend {self.engine.backend.name} answered {len(outcomes)} outcomes for {len(chunk)} ops"
+                )
+            recreate += self._record(outcomes)
+        return recreate
+
+    def _record(self, outcomes: Iterable[OpOutcome]) -> list[EventSpec]:
+        saves: list[StoredMapping] = []
+        drops: list[str] = []
+        recreate: list[EventSpec] = []
+        for outcome in outcomes:
+            op = outcome.op
+            if outcome.ok:
+                if isinstance(op, Delete):
+                    drops.append(op.source_key)
+                    self.deleted += 1
+                else:
+                    saves.append(self._pushed(op, outcome))
+                    if isinstance(op, Create):
+                        self.created += 1
+                    else:
+                        self.updated += 1
+            elif isinstance(op, Delete) and isinstance(outcome.error, EventNotFoundError):
+                drops.append(op.source_key)  # already gone: the wanted effect holds
+                self.deleted += 1
+            elif isinstance(op, Update) and isinstance(outcome.error, EventNotFoundError):
+                drops.append(op.source_key)
+                if self.window.contains(op.spec.span):
+                    recreate.append(op.spec)
+            else:
+                self.failed += 1
+                self.op_errors.append((op.source_key, str(outcome.error)))
+        if saves:
+            self.store.save_mappings(saves)
+        if drops:
+            self.store.delete_mappings(self.target.address, drops)
+        return recreate
+
+    def _bounds(self, spec: EventSpec) -> tuple[datetime, datetime]:
+        return spec.span.utc_bounds(self.window.zone)
+
+    def _intent(self, op: Create) -> StoredMapping:
+        start, end = self._bounds(op.spec)
+        return StoredMapping(
+            self.target.address,
+            op.spec.source_key,
+            None,
+            None,
+            op.spec.content_hash,
+            start,
+            end,
+            op.transaction_id,
+        )
+
+    def _pushed(self, op: Create | Update, outcome: OpOutcome) -> StoredMapping:
+        start, end = self._bounds(op.spec)
+        return StoredMapping(
+            mailbox=self.target.address,
+            source_key=op.spec.source_key,
+            remote_id=outcome.remote_id or (op.remote_id if isinstance(op, Update) else None),
+            change_key=outcome.change_key,
+            content_hash=op.spec.content_hash,
+            start_utc=start,
+            end_utc=end,
+            transaction_id=op.transaction_id if isinstance(op, Create) else None,
+            last_pushed=self.engine.clock(),
+        )
+
+    def _adopted(self, event: RemoteEvent, key: str) -> StoredMapping:
+        return StoredMapping(
+            self.target.address,
+            key,
+            event.remote_id,
+            event.change_key,
+            event.content_hash,
+            event.start_utc,
+            event.end_utc,
+            None,
+            self.engine.clock(),
+        )
+
+
+class _BatchFailed(Exception):
+    def __init__(self, cause: ConnectorError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _run_status(record: RunRecord | None) -> RunStatus:
+    results = record.results if record else ()
+    if not results:
+        return RunStatus.SUCCEEDED
+    failed = sum(1 for r in results if r.status is MailboxStatus.FAILED)
+    if failed == len(results):
+        return RunStatus.FAILED
+    if failed or any(r.counts.failed for r in results):
+        return RunStatus.PARTIAL
+    if any(r.status is MailboxStatus.BLOCKED for r in results):
+        return RunStatus.BLOCKED
+    return RunStatus.SUCCEEDED
