@@ -1,0 +1,213 @@
+"""The ``connector`` command.
+
+Exit codes: 0 done; 1 the run failed or some mailboxes failed; 2 unusable settings or arguments;
+3 the delete guard held changes back (run again with ``--force`` once the source is checked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app import bootstrap, report
+from connector.errors import ConnectorError, SettingsError
+from connector.state import MailboxResult, RunStatus, SyncMode
+from connector.sync import SyncRequest
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
+
+cli = typer.Typer(
+    name="connector",
+    help="Push schedules from the host application into Exchange / Microsoft 365 calendars.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SettingsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--settings",
+        "-s",
+        help="Settings file (default: $CONNECTOR_SETTINGS, else ./settings.toml).",
+        dir_okay=False,
+    ),
+]
+UserOption = Annotated[
+    list[str] | None,
+    typer.Option("--user", "-u", help="Only this mailbox (address or owner key); repeatable."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+VerifyOption = Annotated[
+    bool,
+    typer.Option("--verify", help="Also read the calendars: repair edits, adopt and de-duplicate (slower)."),
+]
+
+
+def _emit(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+
+
+@contextmanager
+def _container(settings_file: Path | None, as_json: bool) -> Iterator[bootstrap.Container]:
+    try:
+        settings = bootstrap.read_settings(bootstrap.settings_path(settings_file))
+        container = bootstrap.build(settings)
+    except ConnectorError as exc:
+        _fail(exc, as_json, EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED)
+    try:
+        yield container
+    except ConnectorError as exc:
+        _fail(exc, as_json, EXIT_FAILED)
+    finally:
+        container.close()
+
+
+def _fail(exc: ConnectorError, as_json: bool, code: int) -> NoReturn:
+    if as_json:
+        doc: dict[str, Any] = {"error": exc.code, "message": exc.message, "fix": exc.fix}
+        if isinstance(exc, SettingsError):
+            doc["problems"] = exc.problems
+        _emit(doc)
+    else:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+    raise typer.Exit(code)
+
+
+@cli.callback()
+def main_options(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")
+    ] = 0,
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@cli.command()
+def sync(
+    settings: SettingsOption = None,
+    user: UserOption = None,
+    verify: VerifyOption = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let the delete guard pass (after checking the source).")
+    ] = False,
+    as_json: JsonOption = False,
+    all_mailboxes: Annotated[
+        bool, typer.Option("--all", help="List every mailbox, not only changed ones.")
+    ] = False,
+) -> None:
+    """Sync now: push new, changed and removed entries to the calendars."""
+    request = SyncRequest(
+        mode=SyncMode.VERIFY if verify else SyncMode.FAST, users=tuple(user or ()), force=force, trigger="cli"
+    )
+    with _container(settings, as_json) as container:
+        console = Console()
+        show_progress = not as_json and sys.stderr.isatty()
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not show_progress,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("Syncing mailboxes", total=None)
+
+            def started(total: int) -> None:
+                progress.update(task, total=total)
+
+            def done(result: MailboxResult) -> None:
+                progress.update(task, advance=1, description=f"Synced {result.mailbox}")
+
+            outcome = container.engine.run(request, on_start=started, on_mailbox=done)
+        if as_json:
+            _emit(report.sync_json(outcome))
+        else:
+            report.print_sync(console, outcome, all_mailboxes=all_mailboxes)
+    status = outcome.run.status
+    if status is RunStatus.BLOCKED:
+        raise typer.Exit(EXIT_BLOCKED)
+    if status in (RunStatus.FAILED, RunStatus.PARTIAL):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@cli.command()
+def plan(
+    settings: SettingsOption = None,
+    user: UserOption = None,
+    verify: VerifyOption = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Show the plan as --force would carry it out.")
+    ] = False,
+    as_json: JsonOption = False,
+    details: Annotated[
+        bool, typer.Option("--details", help="List every op, not the first ten per mailbox.")
+    ] = False,
+) -> None:
+    """Dry run: show what a sync would create, update and delete. Writes nothing."""
+    request = SyncRequest(
+        mode=SyncMode.VERIFY if verify else SyncMode.FAST, users=tuple(user or ()), force=force
+    )
+    with _container(settings, as_json) as container:
+        loaded, previews = container.engine.preview(request)
+        if as_json:
+            _emit(report.plan_json(loaded, previews))
+        else:
+            report.print_plan(Console(), loaded, previews, details=details)
+
+
+@cli.command()
+def status(
+    settings: SettingsOption = None,
+    as_json: JsonOption = False,
+    runs: Annotated[int, typer.Option("--runs", min=1, max=100, help="How many recent runs to include.")] = 5,
+) -> None:
+    """Last runs, each mailbox's health, and the quarantined entries with their reasons."""
+    with _container(settings, as_json) as container:
+        store = container.store
+        recent, health, quarantine = store.recent_runs(runs), store.health(), store.quarantine()
+        if as_json:
+            _emit(report.status_json(recent, health, quarantine))
+        else:
+            report.print_status(Console(), recent, health, quarantine)
+    if any(h.error for h in health):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@cli.command("config")
+def show_config(settings: SettingsOption = None, as_json: JsonOption = False) -> None:
+    """Check the settings and print them as they take effect (secrets masked)."""
+    try:
+        loaded = bootstrap.read_settings(bootstrap.settings_path(settings))
+    except SettingsError as exc:
+        _fail(exc, as_json, EXIT_USAGE)
+    doc = loaded.model_dump(mode="json", exclude={"base_dir"})
+    doc["state"]["url"] = _mask(loaded.state.url.get_secret_value())
+    if as_json:
+        _emit(doc)
+    else:
+        Console().print_json(data=doc)
+        Console().print(f"Settings in {loaded.origin} are valid.")
+
+
+def _mask(url: str) -> str:
+    from adapters.state import mask_url
+
+    return mask_url(url)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,394 @@
+"""Typed, frozen settings from ``settings.toml`` plus ``CONNECTOR__SECTION__KEY`` overrides (DESIGN §7).
+
+Loading is a pure function of the file's text, the environment and a way to read secret files, so it
+is easy to test and reports *every* problem at once, each naming the key and the fix. Secret values
+(``{ env = "NAME" }``, ``{ file = "/run/secrets/x" }``, a ``<key>_file`` sibling, or the value itself)
+are held as ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from connector.errors import SettingsError
+from connector.models import Sensitivity, ShowAs, zone
+from connector.render import BUILTIN_FIELDS, DEFAULT_NOTICE, template_fields
+
+ENV_PREFIX = "CONNECTOR__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _fix(text: str) -> dict[str, Any]:
+    return {"fix": text}
+
+
+class ConnectorSection(_Section):
+    timezone: str = Field(
+        "UTC", json_schema_extra=_fix("use an IANA zone name such as Europe/Paris or America/New_York")
+    )
+    host_app: str = Field(
+        "Planning",
+        min_length=1,
+        max_length=255,
+        json_schema_extra=_fix(
+            'name the host application, e.g. "Planning"; it becomes the events\' category'
+        ),
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except KeyError:
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class WindowSection(_Section):
+    days_before: int = Field(
+        0, ge=0, le=3650, json_schema_extra=_fix("a whole number of days from 0 to 3650")
+    )
+    days_after: int = Field(
+        90, ge=1, le=3650, json_schema_extra=_fix("a whole number of days from 1 to 3650")
+    )
+
+
+class FileSourceSection(_Section):
+    kind: Literal["file"] = "file"
+    path: Path = Field(json_schema_extra=_fix("the path of a .csv or .json file, relative to settings.toml"))
+
+
+class TargetEntry(_Section):
+    address: str
+    owner_key: str = ""
+    kind: Literal["user", "room", "equipment"] = "user"
+    enabled: bool = True
+    display_name: str = ""
+
+
+class TargetsSection(_Section):
+    kind: Literal["file", "inline", "source"] = Field(
+        "file",
+        json_schema_extra=_fix(
+            "file: a CSV/JSON list; inline: [[targets.list]] tables here; source: owners are mailbox addresses"
+        ),
+    )
+    path: Path | None = None
+    list: tuple[TargetEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _needs(self) -> TargetsSection:
+        if self.kind == "file" and self.path is None:
+            raise ValueError(
+                "targets.kind is 'file' but targets.path is not set — set path = \"targets.csv\""
+            )
+        if self.kind == "inline" and not self.list:
+            raise ValueError(
+                "targets.kind is 'inline' but there is no [[targets.list]] entry — add at least one"
+            )
+        return self
+
+
+class MemoryBackendSection(_Section):
+    path: Path | None = Field(
+        Path("var/calendars.json"),
+        json_schema_extra=_fix("a JSON file that keeps the emulated calendars between runs"),
+    )
+    mailboxes: tuple[str, ...] | None = None
+
+
+class BackendSection(_Section):
+    kind: Literal["memory"] = Field(
+        "memory",
+        json_schema_extra=_fix("this build offers 'memory' (a local emulated calendar store)"),
+    )
+    max_threads: int = Field(8, ge=1, le=64, json_schema_extra=_fix("a whole number from 1 to 64"))
+    test_user: str | None = None
+    memory: MemoryBackendSection = MemoryBackendSection()
+
+
+class StateSection(_Section):
+    url: SecretStr = Field(
+        SecretStr("sqlite:///var/connector.db"),
+        json_schema_extra=_fix("sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"),
+    )
+    auto_migrate: bool = True
+    busy_timeout_ms: int = Field(30_000, ge=0, le=600_000)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite:", "postgresql", "postgres:")):
+            raise ValueError("the state URL must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+
+def _check_template(value: str) -> str:
+    try:
+        template_fields(value)
+    except ValueError as exc:
+        raise ValueError(f"bad template: {exc}") from None
+    return value
+
+
+class EventSection(_Section):
+    title: str = "{title}"
+    body: str = "{body}"
+    location: str = "{location}"
+    notice: str = DEFAULT_NOTICE
+    categories: tuple[str, ...] = ()
+    show_as: ShowAs = ShowAs.BUSY
+    sensitivity: Sensitivity = Sensitivity.NORMAL
+    reminder_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=40_320,
+        json_schema_extra=_fix("minutes before the start, or leave unset for no reminder"),
+    )
+
+    _templates = field_validator("title", "body", "location", "notice")(_check_template)
+
+    @field_validator("title")
+    @classmethod
+    def _title_has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError('the title template is empty — use e.g. "{title}"')
+        return value
+
+
+class SyncSection(_Section):
+    delete_guard_share: float = Field(
+        0.5, gt=0, le=1, json_schema_extra=_fix("a share between 0 and 1, e.g. 0.5 for half")
+    )
+    delete_guard_min: int = Field(5, ge=1, json_schema_extra=_fix("a whole number of events, at least 1"))
+
+
+class Settings(_Section):
+    connector: ConnectorSection = ConnectorSection()
+    window: WindowSection = WindowSection()
+    source: FileSourceSection
+    targets: TargetsSection = TargetsSection(kind="source")
+    backend: BackendSection = BackendSection()
+    state: StateSection = StateSection()
+    event: EventSection = EventSection()
+    sync: SyncSection = SyncSection()
+    #: Folder relative paths are resolved against (the settings file's folder).
+    base_dir: Path = Path()
+    #: Where the settings came from, for messages.
+    origin: str = "settings.toml"
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def template_field_names(self) -> set[str]:
+        names: set[str] = set()
+        for template in (self.event.title, self.event.body, self.event.location, self.event.notice):
+            names.update(template_fields(template))
+        return names - BUILTIN_FIELDS
+
+
+# -- loading ---------------------------------------------------------------------------------------------
+
+
+def load_settings(
+    text: str,
+    *,
+    environ: Mapping[str, str],
+    base_dir: Path,
+    origin: str = "settings.toml",
+    read_file: Callable[[Path], str] = lambda p: p.read_text(encoding="utf-8"),
+) -> Settings:
+    problems: list[str] = []
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError([f"{origin}: not valid TOML ({exc}) — fix the syntax at that line"]) from None
+
+    _apply_env(data, environ, problems)
+    secret_paths = _secret_paths(Settings)
+    _resolve_secrets(data, (), environ, read_file, base_dir, secret_paths, problems)
+    data["base_dir"] = base_dir
+    data["origin"] = origin
+    unresolved = {p.split(":", 1)[0] for p in problems}
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        # A secret that could not be read is already reported; its "missing value" echo is noise.
+        problems.extend(p for p in _explain(exc, secret_paths) if p.split(":", 1)[0] not in unresolved)
+        settings = None
+    if problems:
+        raise SettingsError(problems)
+    assert settings is not None
+    return settings
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> None:
+    """``CONNECTOR__WINDOW__DAYS_AFTER=30`` sets ``window.days_after``. The value is taken as it is
+    (pydantic converts "30" and "true"); a value starting with ``[`` or ``{`` is JSON (lists, tables)."""
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path):
+            problems.append(
+                f"{name}: empty section or key in the variable name — use CONNECTOR__SECTION__KEY"
+            )
+            continue
+        raw = environ[name]
+        value: Any = raw
+        if raw.lstrip().startswith(("[", "{")):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{name}: not valid JSON ({exc.msg}) — lists and tables are given as JSON")
+                continue
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                problems.append(f"{name}: {part} is a value, not a section")
+                break
+            node = child
+        else:
+            node[path[-1]] = value
+
+
+def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    paths: set[tuple[str, ...]] = set()
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if annotation is SecretStr or annotation == (SecretStr | None):
+            paths.add((*prefix, name))
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths |= _secret_paths(annotation, (*prefix, name))
+    return paths
+
+
+def _resolve_secrets(
+    node: dict[str, Any],
+    prefix: tuple[str, ...],
+    environ: Mapping[str, str],
+    read_file: Callable[[Path], str],
+    base_dir: Path,
+    secret_paths: set[tuple[str, ...]],
+    problems: list[str],
+) -> None:
+    """Replace ``{ env = ... }`` / ``{ file = ... }`` and ``<key>_file`` siblings by the secret itself."""
+    for key in list(node):
+        value = node[key]
+        path = (*prefix, key)
+        dotted = ".".join(path)
+        if key.endswith("_file") and (*prefix, key[: -len("_file")]) in secret_paths:
+            target = key[: -len("_file")]
+            if target in node:
+                problems.append(f"{dotted}: both {target} and {key} are set — keep one")
+                continue
+            node[target] = {"file": value}
+            del node[key]
+            key, value, path, dotted = target, node[target], (*prefix, target), ".".join((*prefix, target))
+        if isinstance(value, dict) and set(value) in ({"env"}, {"file"}):
+            if "env" in value:
+                name = str(value["env"])
+                if name not in environ:
+                    problems.append(
+                        f"{dotted}: environment variable {name} is not set — export it,"
+                        f' or use {{ file = "/run/secrets/..." }}'
+                    )
+                    node[key] = None
+                else:
+                    node[key] = environ[name]
+            else:
+                file = Path(str(value["file"]))
+                file = file if file.is_absolute() else base_dir / file
+                try:
+                    node[key] = read_file(file).strip()
+                except OSError as exc:
+                    problems.append(
+                        f"{dotted}: cannot read secret file {file} ({exc.strerror}) — check the path and permissions"
+                    )
+                    node[key] = None
+        elif isinstance(value, dict):
+            _resolve_secrets(value, path, environ, read_file, base_dir, secret_paths, problems)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict) and set(item) in ({"env"}, {"file"}):
+                    holder = {str(index): item}
+                    _resolve_secrets(holder, path, environ, read_file, base_dir, secret_paths, problems)
+                    value[index] = holder[str(index)]
+
+
+def _explain(exc: ValidationError, secret_paths: set[tuple[str, ...]]) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
+        dotted = _dotted(error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            problems.append(_unknown_key(path, dotted))
+            continue
+        fix = _fix_for(path)
+        if kind == "missing":
+            problems.append(f"{dotted}: required but not set" + (f" — {fix}" if fix else ""))
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        # Secret values are never echoed, not even when they are wrong.
+        shown = ""
+        if path not in secret_paths and not isinstance(error.get("input"), dict | list):
+            shown = f" (got {error.get('input')!r})"
+        problems.append(f"{dotted or 'settings'}: {message}{shown}" + (f" — {fix}" if fix else ""))
+    return problems
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _model_at(path: tuple[str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Settings
+    for part in path:
+        if model is None or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return model
+
+
+def _fix_for(path: tuple[str, ...]) -> str:
+    parent = _model_at(path[:-1])
+    if parent is None or not path or path[-1] not in parent.model_fields:
+        return ""
+    extra = parent.model_fields[path[-1]].json_schema_extra
+    return str(extra.get("fix", "")) if isinstance(extra, dict) else ""
+
+
+def _unknown_key(path: tuple[str, ...], dotted: str) -> str:
+    parent = _model_at(path[:-1])
+    known = sorted(n for n in (parent.model_fields if parent else {}) if n not in {"base_dir", "origin"})
+    close = difflib.get_close_matches(path[-1], known, n=1)
+    if close:
+        return f"{dotted}: unknown key — did you mean '{close[0]}'?"
+    where = ".".join(path[:-1]) or "the top level"
+    return f"{dotted}: unknown key — {where} accepts: {', '.join(known)}"
