@@ -1,0 +1,34 @@
+"""Runs every contract test once per backend harness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import pytest
+
+from .harness import BackendHarness, MemoryHarness
+
+#: Builds a harness with fresh, empty calendars and tears down what it started. It gets the pytest
+#: request, so a harness needing a server (the emulated tenant) can pull that fixture by name.
+HarnessFactory = Callable[[pytest.FixtureRequest], AbstractContextManager[BackendHarness]]
+
+
+@contextmanager
+def memory_harness(request: pytest.FixtureRequest) -> Iterator[BackendHarness]:
+    yield MemoryHarness()
+
+
+#: One line per backend.
+HARNESSES: dict[str, HarnessFactory] = {
+    "memory": memory_harness,
+}
+
+
+@pytest.fixture(params=list(HARNESSES))
+def harness(request: pytest.FixtureRequest) -> Iterator[BackendHarness]:
+    with HARNESSES[request.param](request) as built:
+        try:
+            yield built
+        finally:
+            built.backend.close()
