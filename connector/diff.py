@@ -4,9 +4,9 @@ The rules (DESIGN §4) as they apply here:
 
 * Ownership: every op targets an event we wrote (known from the store, or found by our tag).
 * Window: an op may only touch an event that overlaps the window; a create only makes an event in the
-  window. An entry rescheduled from inside the window to outside is still moved (its event is in the
-  window); an entry whose old event lies outside the window gets a new event instead, so history is
-  never rewritten.
+  window. An entry rescheduled from inside the window into the past is moved there (its event is in the
+  window); one rescheduled past the window's end loses its event until it comes back; an entry whose
+  old event lies outside the window gets a new event instead, so history is never rewritten.
 * Idempotence: same specs and same store → no ops.
 * Deletes: a stored event in the window whose entry is gone from the source is deleted, unless the
   entry is quarantined (its row is broken, not gone).
@@ -95,6 +95,16 @@ def diff(
     )
 
 
+MOVED_BEYOND = "moved beyond the end of the window"
+
+
+def _beyond(window: Window, spec: EventSpec) -> bool:
+    """An entry rescheduled past the window's end is not synced until it comes back into the window:
+    its event goes (it would otherwise sit outside the window, beyond our reach, and be duplicated when
+    the entry returns). A move into the past is an update instead: the past is history, kept as is."""
+    return spec.span.utc_bounds(window.zone)[0] >= window.end
+
+
 def _in_window(window: Window, mapping: StoredMapping) -> bool:
     return window.overlaps_utc(mapping.start_utc, mapping.end_utc)
 
@@ -113,6 +123,8 @@ def _fast_key(
 
     spec_in = window.contains(spec.span)
     if mapping is not None and mapping.remote_id and _in_window(window, mapping):
+        if _beyond(window, spec):
+            return [Delete(mailbox, key, mapping.remote_id, mapping.change_key, MOVED_BEYOND)], [], 0
         if mapping.content_hash != spec.content_hash:
             return [Update(spec, mapping.remote_id, mapping.change_key)], [], 0
         return [], [], 1
@@ -137,6 +149,8 @@ def _verify_key(
         forget = [key] if gone or (item.intent is not None and not remotes) else []
         return ops, [], forget, 0
 
+    if remotes and _beyond(window, spec):
+        return [delete(r, MOVED_BEYOND) for r in remotes], [], [key] if mapping else [], 0
     if remotes:
         keep = _choose(remotes, mapping, spec)
         ops = [delete(r, "duplicate of our event") for r in remotes if r.remote_id != keep.remote_id]

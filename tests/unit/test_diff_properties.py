@@ -202,11 +202,20 @@ def assert_converged(calendar: Calendar, desired: dict[str, EventSpec], window: 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(sources(), windows), min_size=1, max_size=5), st.booleans())
-def test_applying_a_plan_then_diffing_again_yields_nothing(rounds, verify) -> None:
+@given(
+    st.lists(st.tuples(sources(), st.integers(0, 6)), min_size=1, max_size=5),
+    st.integers(0, 5),
+    st.integers(1, 30),
+    st.booleans(),
+)
+def test_applying_a_plan_then_diffing_again_yields_nothing(rounds, before, after, verify) -> None:
+    """Over several syncs, with the source changing arbitrarily and days passing between syncs."""
     calendar = Calendar()
     calendar.add_foreign(AllDaySpan(TODAY, TODAY + timedelta(days=1)))
-    for desired, window in rounds:
+    today = TODAY
+    for desired, days_passed in rounds:
+        today += timedelta(days=days_passed)
+        window = Window.around(today, PARIS, days_before=before, days_after=after)
         calendar.apply(plan_for(calendar, desired, window, verify=verify), window)
         again = plan_for(calendar, desired, window, verify=verify)
         assert again.ops == () and again.adopt == () and again.forget == (), again

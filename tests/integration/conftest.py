@@ -1,0 +1,94 @@
+"""Fixtures for the state store tests: every test gets an empty database of its own.
+
+SQLite: a file under the test's tmp_path. PostgreSQL: one database per test session and xdist worker,
+and in it one schema per test (selected through the connection's search_path), dropped afterwards.
+PostgreSQL must be reachable: if it is not, the tests fail, they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapters.state import SqlStateStore, mask_url, open_store
+from adapters.state.urls import parse_url
+
+ADMIN_URL_ENV = "CONNECTOR_TEST_POSTGRES_URL"
+DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _autocommit_engine(url: URL) -> Engine:
+    # CREATE/DROP DATABASE cannot run inside a transaction.
+    return create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+
+
+@pytest.fixture(scope="session")
+def postgres_database(worker_id: str) -> Iterator[URL]:
+    """A fresh, empty database for this session and xdist worker; dropped at the end."""
+    admin_url = os.environ.get(ADMIN_URL_ENV, DEFAULT_ADMIN_URL)
+    admin = _autocommit_engine(parse_url(admin_url))
+    name = f"connector_test_{worker_id}_{secrets.token_hex(4)}".lower()
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0'))
+    except SQLAlchemyError as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL is needed for the state store tests but {mask_url(admin_url)} did not work: "
+            f"{' '.join(str(getattr(exc, 'orig', exc)).split())}. Start it (scripts/ensure-services.sh) "
+            f"or set {ADMIN_URL_ENV} to an admin URL of a reachable server.",
+            pytrace=False,
+        )
+    try:
+        yield admin.url.set(database=name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: URL) -> Iterator[str]:
+    """The URL of an empty schema of its own for this test."""
+    schema = f"test_{secrets.token_hex(6)}"
+    engine = _autocommit_engine(postgres_database)
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    # A session zone far from UTC: values must still come back as UTC.
+    url = postgres_database.update_query_dict({"options": f"-csearch_path={schema} -cTimeZone=Asia/Tokyo"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    # A folder that does not exist yet: opening the store must create it.
+    return f"sqlite:///{tmp_path / 'var' / 'state.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database on each backend in turn."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStateStore]:
+    opened = open_store(db_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
