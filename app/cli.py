@@ -53,6 +53,11 @@ VerifyOption = Annotated[
 ]
 
 
+def _console() -> Console:
+    # Piped output (CI logs, `| less`) gets room for full addresses instead of rich's 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _emit(doc: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
 
@@ -113,7 +118,7 @@ def sync(
         mode=SyncMode.VERIFY if verify else SyncMode.FAST, users=tuple(user or ()), force=force, trigger="cli"
     )
     with _container(settings, as_json) as container:
-        console = Console()
+        console = _console()
         show_progress = not as_json and sys.stderr.isatty()
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -166,7 +171,7 @@ def plan(
         if as_json:
             _emit(report.plan_json(loaded, previews))
         else:
-            report.print_plan(Console(), loaded, previews, details=details)
+            report.print_plan(_console(), loaded, previews, details=details)
 
 
 @cli.command()
@@ -182,7 +187,7 @@ def status(
         if as_json:
             _emit(report.status_json(recent, health, quarantine))
         else:
-            report.print_status(Console(), recent, health, quarantine)
+            report.print_status(_console(), recent, health, quarantine)
     if any(h.error for h in health):
         raise typer.Exit(EXIT_FAILED)
 

@@ -175,7 +175,7 @@ def status_json(
 
 def _count_table(title: str, rows: Sequence[tuple[str, str, Counts, str]]) -> Table:
     table = Table(title=title, title_justify="left", show_edge=False)
-    table.add_column("mailbox")
+    table.add_column("mailbox", no_wrap=True)
     table.add_column("status")
     for key in COUNT_KEYS:
         table.add_column(key, justify="right")
@@ -268,7 +268,8 @@ def print_status(
         )
     if health:
         table = Table(title="Mailboxes", title_justify="left", show_edge=False)
-        for column in ("mailbox", "status", "last run", "last success", "problem"):
+        table.add_column("mailbox", no_wrap=True)
+        for column in ("status", "last run", "last success", "problem"):
             table.add_column(column, overflow="fold")
         for h in health:
             table.add_row(
