@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import bootstrap, report
-from connector.errors import ConnectorError, SettingsError
+from connector.errors import ConnectorError, SettingsError, UsageError
 from connector.state import MailboxResult, RunStatus, SyncMode
 from connector.sync import SyncRequest
 
@@ -71,6 +71,8 @@ def _container(settings_file: Path | None, as_json: bool) -> Iterator[bootstrap.
         _fail(exc, as_json, EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED)
     try:
         yield container
+    except UsageError as exc:
+        _fail(exc, as_json, EXIT_USAGE)
     except ConnectorError as exc:
         _fail(exc, as_json, EXIT_FAILED)
     finally:

@@ -83,6 +83,8 @@ def sync_json(report: RunReport) -> dict[str, Any]:
         doc["window"] = window_json(report.loaded.window)
         doc["source_items"] = report.loaded.prepared.source_items
     doc["blocked"] = report.blocked
+    # Per-mailbox figures cannot count entries whose owner is unknown; the run's total must.
+    doc["quarantined"] = len(report.quarantine)
     doc["mailboxes"] = [result_json(r) for r in report.run.results]
     doc["quarantine"] = quarantine_json(report.quarantine)
     return doc

@@ -34,6 +34,12 @@ class SettingsError(ConnectorError):
         super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class UsageError(ConnectorError):
+    """The request itself is wrong (e.g. it names a user who is not an enabled target)."""
+
+    code = "usage"
+
+
 class SourceError(ConnectorError):
     """The source as a whole could not be read (not one bad row: those are quarantined)."""
 

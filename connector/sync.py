@@ -18,7 +18,7 @@ from datetime import datetime
 from connector.backend import CalendarBackend, OpOutcome
 from connector.diff import diff
 from connector.directory import Directory
-from connector.errors import MAILBOX_FATAL, ConnectorError, EventNotFoundError
+from connector.errors import MAILBOX_FATAL, ConnectorError, EventNotFoundError, UsageError
 from connector.guard import DeleteGuard
 from connector.models import (
     Create,
@@ -126,7 +126,7 @@ class SyncEngine:
     # -- reading --------------------------------------------------------------------------------------
     def load(self, request: SyncRequest) -> Loaded:
         """Read targets and source once. Raises ``SourceError`` if either cannot be read as a whole,
-        ``ConnectorError`` if a requested user is not an enabled target."""
+        ``UsageError`` if a requested user is not an enabled target."""
         directory, bad_targets = Directory.build(
             self.targets.read_targets(), owners_are_addresses=self.owners_are_addresses
         )
@@ -153,7 +153,7 @@ class SyncEngine:
             target = directory.resolve(user)
             if target is None or not target.enabled:
                 state = "is disabled" if target is not None else "is not in the target directory"
-                raise ConnectorError(
+                raise UsageError(
                     f"{user} {state}", fix="name an enabled user or resource, or enable it in the targets"
                 )
             chosen[target.address] = target
@@ -237,6 +237,8 @@ class SyncEngine:
     ) -> RunReport:
         try:
             loaded = self.load(request)
+        except UsageError:
+            raise
         except ConnectorError as exc:
             run_id = self.store.start_run(
                 trigger=request.trigger, mode=request.mode, forced=request.force, mailboxes_total=0
