@@ -37,7 +37,7 @@ def postgres_database(worker_id: str) -> Iterator[URL]:
     name = f"connector_test_{worker_id}_{secrets.token_hex(4)}".lower()
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0'))
+            connection.execute(text(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"))
     except SQLAlchemyError as exc:
         admin.dispose()
         pytest.fail(

@@ -20,9 +20,10 @@ CALLS = 50
 T0 = datetime(2026, 3, 29, 8, 0, tzinfo=UTC)
 
 
-def write_batch(url: str, run_id: int, writer_no: int, start: Callable[[], None] = lambda: None) -> None:
+def write_batch(url: str, run_id: int, writer_no: int, start: Callable[[], object] = lambda: None) -> None:
     """One writer: its own store (its own connections), CALLS mappings and CALLS mailbox results."""
-    store = open_store(url)
+    # Far above any wait a correct store needs, and short enough that a regression fails, not hangs.
+    store = open_store(url, busy_timeout_ms=10_000)
     try:
         start()
         for i in range(CALLS):

@@ -433,7 +433,9 @@ def test_any_unicode_text_round_trips(store: SqlStateStore) -> None:
         op_errors=((key, UNICODE), ('"quoted" \\ [json]', "line\nbreak\ttab")),
     )
     store.record_mailbox_result(run_id, outcome)
-    quarantined = QuarantineEntry(source_key=key, owner=UNICODE, reason=UNICODE, mailbox=mailbox, origin=UNICODE)
+    quarantined = QuarantineEntry(
+        source_key=key, owner=UNICODE, reason=UNICODE, mailbox=mailbox, origin=UNICODE
+    )
     store.replace_quarantine([quarantined], owners=None)
 
     assert store.mappings(mailbox) == {key: saved}

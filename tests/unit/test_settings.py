@@ -31,9 +31,7 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 
 def test_the_shipped_settings_file_is_valid_and_is_the_embedded_default() -> None:
-    settings = load_settings(
-        (ROOT / "settings.toml").read_text(encoding="utf-8"), environ={}, base_dir=ROOT
-    )
+    settings = load_settings((ROOT / "settings.toml").read_text(encoding="utf-8"), environ={}, base_dir=ROOT)
     assert settings.backend.kind == "memory"
     assert settings.state.url.get_secret_value().startswith("sqlite:///")
     assert settings.resolve(settings.source.path) == ROOT / "examples" / "schedule.csv"
@@ -100,7 +98,11 @@ def test_a_bad_environment_override_names_the_variable_or_key() -> None:
     ("snippet", "env", "files"),
     [
         ('url = { env = "DB_URL" }', {"DB_URL": "postgresql+psycopg://u:s3cret@db/x"}, None),
-        ('url = { file = "/run/secrets/db" }', {}, {"/run/secrets/db": "postgresql+psycopg://u:s3cret@db/x\n"}),
+        (
+            'url = { file = "/run/secrets/db" }',
+            {},
+            {"/run/secrets/db": "postgresql+psycopg://u:s3cret@db/x\n"},
+        ),
         ('url_file = "secrets/db"', {}, {"/etc/connector/secrets/db": "postgresql+psycopg://u:s3cret@db/x"}),
         ("", {"CONNECTOR__STATE__URL": "postgresql+psycopg://u:s3cret@db/x"}, None),
     ],
