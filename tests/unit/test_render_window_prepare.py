@@ -191,7 +191,7 @@ def directory() -> Directory:
 
 
 def test_prepare_quarantines_each_bad_entry_with_a_reason_and_keeps_the_rest() -> None:
-    items = [
+    items: list[ScheduleEntry | Rejected] = [
         entry("OK1"),
         entry("OK2", owner="ROOM@contoso.example"),  # by address, any case
         Rejected("BAD-PARSE", "E1", "start '2026-13-45' is not a date/time", "s.csv:4"),
