@@ -30,11 +30,13 @@ def _autocommit_engine(url: URL) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def postgres_database(worker_id: str) -> Iterator[URL]:
+def postgres_database() -> Iterator[URL]:
     """A fresh, empty database for this session and xdist worker; dropped at the end."""
     admin_url = os.environ.get(ADMIN_URL_ENV, DEFAULT_ADMIN_URL)
     admin = _autocommit_engine(parse_url(admin_url))
-    name = f"connector_test_{worker_id}_{secrets.token_hex(4)}".lower()
+    # Read from the environment rather than xdist's worker_id fixture, so -p no:xdist works too.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"connector_test_{worker}_{secrets.token_hex(4)}".lower()
     try:
         with admin.connect() as connection:
             connection.execute(text(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"))

@@ -8,12 +8,19 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
 
 from adapters.state import SqlStateStore, open_store
 from adapters.state.engine import create_state_engine
 from adapters.state.migration import current_revision, head_revision
 from connector.models import StoredMapping
 from connector.state import Counts, MailboxResult, MailboxStatus, RunStatus, SyncMode
+
+
+class BarrierLike(Protocol):
+    def wait(self, timeout: float | None = None) -> int: ...
+
 
 WRITERS = 4
 CALLS = 50
@@ -77,19 +84,27 @@ def test_concurrent_writer_processes_on_one_sqlite_file(sqlite_url: str) -> None
         store.close()
 
 
-def test_concurrent_first_opens_of_a_fresh_database(db_url: str) -> None:
-    barrier = threading.Barrier(WRITERS)
+def open_and_close(url: str, barrier: BarrierLike) -> None:
+    barrier.wait()
+    open_store(url).close()
 
-    def open_and_close() -> None:
-        barrier.wait()
-        open_store(db_url).close()
 
-    with ThreadPoolExecutor(WRITERS) as pool:
-        for future in [pool.submit(open_and_close) for _ in range(WRITERS)]:
-            future.result()
-
-    engine = create_state_engine(db_url)
-    try:
-        assert current_revision(engine, db_url) == head_revision()
-    finally:
-        engine.dispose()
+def test_concurrent_first_opens_of_a_fresh_database(db_url: str, tmp_path: Path) -> None:
+    # Processes, not threads: the race of several processes switching a new file to WAL at once
+    # did not show with threads. Several fresh SQLite files, as one round rarely hits it.
+    urls = (
+        [db_url]
+        if db_url.startswith("postgresql")
+        else [f"sqlite:///{tmp_path / str(n) / 'state.db'}" for n in range(3)]
+    )
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(6, mp_context=context) as pool:
+        for url in urls:
+            barrier = manager.Barrier(6)
+            for future in [pool.submit(open_and_close, url, barrier) for _ in range(6)]:
+                future.result()
+            engine = create_state_engine(url)
+            try:
+                assert current_revision(engine, url) == head_revision()
+            finally:
+                engine.dispose()

@@ -86,7 +86,7 @@ def test_foreign_keys_are_enforced(sqlite_url: str) -> None:
         engine.dispose()
 
 
-def test_an_in_memory_database_is_one_database_for_every_thread() -> None:
+def test_an_in_memory_database_is_one_database_for_every_thread_in_turn() -> None:
     store = open_store("sqlite://")
     try:
         now = utc_now()

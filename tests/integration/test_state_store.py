@@ -16,6 +16,7 @@ from connector.state import (
     MailboxStatus,
     QuarantineEntry,
     RunStatus,
+    StateStore,
     SyncMode,
 )
 
@@ -62,6 +63,13 @@ def result(
 
 def start(store: SqlStateStore, total: int = 2) -> int:
     return store.start_run(trigger="cli", mode=SyncMode.FAST, forced=False, mailboxes_total=total)
+
+
+def test_the_store_implements_the_port(store: SqlStateStore) -> None:
+    port: StateStore = store  # mypy checks every method's signature against the Protocol here
+    assert port.recent_runs() == []
+    assert port.health() == []
+    assert port.quarantine() == []
 
 
 # -- mappings -------------------------------------------------------------------------------------
