@@ -1,0 +1,30 @@
+"""Fixtures shared across the suite. The sandbox tenant runs in-process on free loopback ports, one
+per test worker, and is reset before each test that uses it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sandbox.config import load_tenant
+from sandbox.server import Sandbox
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    server = Sandbox(load_tenant(), state_dir=tmp_path_factory.mktemp("sandbox"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
+    """The demo tenant, empty calendars, empty log, default conditions."""
+    fresh = load_tenant()
+    sandbox_server.tenant = fresh
+    sandbox_server.tokens.reset()
+    sandbox_server.reset()
+    yield sandbox_server
+    sandbox_server.reset()
