@@ -210,6 +210,99 @@ def show_config(settings: SettingsOption = None, as_json: JsonOption = False) ->
         Console().print(f"Settings in {loaded.origin} are valid.")
 
 
+@cli.command("sandbox")
+def serve_sandbox(
+    tenant: Annotated[
+        Path | None,
+        typer.Option("--tenant", dir_okay=False, help="Tenant file (default: sandbox/demo.toml)."),
+    ] = None,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="HTTP port for EWS and Graph (0: any free).")
+    ] = 0,
+    tls_port: Annotated[
+        int,
+        typer.Option("--tls-port", min=0, max=65535, help="HTTPS port of the OAuth authority (0: any free)."),
+    ] = 0,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", file_okay=False, help="Where the CA and certificates go.")
+    ] = None,
+    request_log: Annotated[
+        Path | None,
+        typer.Option("--log", dir_okay=False, help="Also append the request log here (JSON lines)."),
+    ] = None,
+    latency_ms: Annotated[
+        float | None, typer.Option("--latency-ms", min=0, help="Delay per request.")
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault", help="Inject a fault, e.g. 'kind=429,probability=0.2,face=graph'; repeatable."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Serve the emulated Exchange tenant (EWS + Graph + OAuth) on 127.0.0.1 until interrupted."""
+    import signal
+    import threading
+
+    from sandbox.conditions import Fault
+    from sandbox.config import DEMO, TenantFileError, load_conditions, load_tenant
+    from sandbox.server import Sandbox
+
+    path = tenant or DEMO
+    try:
+        conditions = load_conditions(path)
+        if latency_ms is not None:
+            conditions.update(latency_ms=latency_ms)
+        for spec in fault or []:
+            conditions.add_fault(Fault(**_fault_options(spec)))
+        server = Sandbox(
+            load_tenant(path),
+            conditions=conditions,
+            port=port,
+            tls_port=tls_port,
+            state_dir=state_dir,
+            log_path=request_log,
+        ).start()
+    except (TenantFileError, ValueError, TypeError, OSError) as exc:
+        _fail(ConnectorError(str(exc), fix="fix the tenant file or the options"), as_json, EXIT_USAGE)
+    info = server.info()
+    if as_json:
+        sys.stdout.write(json.dumps(info, ensure_ascii=False) + "\n")
+    else:
+        console = Console()
+        console.print(
+            f"Sandbox tenant {info['tenant_id']} ({len(info['mailboxes'])} mailboxes) is listening:"
+        )
+        for key in ("ews_url", "graph_url", "authority", "token_url", "ca_file", "admin_url"):
+            console.print(f"  {key:<15} {info[key]}")
+        console.print(f"  {'client_id':<15} {info['client_id']}   secret: {info['client_secret']}")
+        console.print(f"  {'service_account':<15} {info['service_account']}   password: {info['password']}")
+        console.print("Demo credentials only: this tenant exists on this machine alone. Ctrl-C stops it.")
+    sys.stdout.flush()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    server.stop()
+
+
+def _fault_options(spec: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for part in filter(None, spec.split(",")):
+        key, _, value = part.partition("=")
+        if not value:
+            raise ValueError(f"fault option {part!r} is not key=value")
+        key = key.strip()
+        options[key] = (
+            float(value)
+            if key in {"probability", "retry_after", "delay"}
+            else (int(value) if key == "times" else value.strip())
+        )
+    return options
+
+
 def _mask(url: str) -> str:
     from adapters.state import mask_url
 

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from sandbox.conditions import Conditions, Fault
 from sandbox.tenant import AppRegistration, EwsPolicy, Mailbox, MailboxKind, ServiceAccount, Tenant
 
 DEMO = Path(__file__).with_name("demo.toml")
@@ -122,3 +123,28 @@ def tenant_from_dict(data: dict[str, Any], *, origin: str = "<dict>", base_dir: 
 def _need(problems: list[str], key: str) -> str:
     problems.append(f"{key} is required")
     return ""
+
+
+def conditions_from_dict(data: dict[str, Any], *, origin: str = "<dict>") -> Conditions:
+    """The optional ``[conditions]`` table of a tenant file (latency, throttling, faults at start)."""
+    section = dict(data.get("conditions", {}))
+    faults = section.pop("faults", [])
+    known = {"latency_ms", "jitter_ms", "concurrency_limit", "budget", "budget_window_s", "seed"}
+    problems = [f"conditions.{key}: unknown key — use one of {', '.join(sorted(known))}" for key in section if key not in known]
+    built: list[Fault] = []
+    for index, fault in enumerate(faults):
+        try:
+            built.append(Fault(**fault))
+        except (TypeError, ValueError) as exc:
+            problems.append(f"conditions.faults[{index}]: {exc}")
+    if problems:
+        raise TenantFileError(origin, problems)
+    return Conditions(faults=built, **section)
+
+
+def load_conditions(path: Path = DEMO) -> Conditions:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise TenantFileError(str(path), [f"cannot be read: {exc}"]) from None
+    return conditions_from_dict(data, origin=str(path))
