@@ -174,16 +174,7 @@ class MemoryCalendar:
             event = StoredEvent(
                 id=_new_token(),
                 change_key=_new_token(),
-                subject=spec.subject,
-                body=spec.body,
-                location=spec.location,
-                span=spec.span,
-                categories=tuple(spec.categories),
-                show_as=spec.show_as,
-                sensitivity=spec.sensitivity,
-                reminder_minutes=spec.reminder_minutes,
-                tag=spec.source_key,
-                content_hash=spec.content_hash,
+                **_content(spec),
                 transaction_id=transaction_id,
                 created_at=now,
                 modified_at=now,
@@ -204,16 +195,7 @@ class MemoryCalendar:
             event = dataclasses.replace(
                 current,
                 change_key=_new_token(),
-                subject=spec.subject,
-                body=spec.body,
-                location=spec.location,
-                span=spec.span,
-                categories=tuple(spec.categories),
-                show_as=spec.show_as,
-                sensitivity=spec.sensitivity,
-                reminder_minutes=spec.reminder_minutes,
-                tag=spec.source_key,
-                content_hash=spec.content_hash,
+                **_content(spec),
                 modified_at=self._clock(),
             )
             box.events[event_id] = event
@@ -503,3 +485,19 @@ def _text(value: object) -> str:
 
 def _optional_text(value: object) -> str | None:
     return None if value is None else _text(value)
+
+
+def _content(spec: EventSpec) -> dict[str, Any]:
+    """The fields of an event that a create or an update takes from the spec."""
+    return {
+        "subject": spec.subject,
+        "body": spec.body,
+        "location": spec.location,
+        "span": spec.span,
+        "categories": tuple(spec.categories),
+        "show_as": spec.show_as,
+        "sensitivity": spec.sensitivity,
+        "reminder_minutes": spec.reminder_minutes,
+        "tag": spec.source_key,
+        "content_hash": spec.content_hash,
+    }
