@@ -92,7 +92,14 @@ class Conditions:
             for key, value in changes.items():
                 if key == "faults":
                     value = [f if isinstance(f, Fault) else Fault(**f) for f in value]
-                if key not in {"latency_ms", "jitter_ms", "concurrency_limit", "budget", "budget_window_s", "faults"}:
+                if key not in {
+                    "latency_ms",
+                    "jitter_ms",
+                    "concurrency_limit",
+                    "budget",
+                    "budget_window_s",
+                    "faults",
+                }:
                     raise ValueError(f"unknown condition {key!r}")
                 setattr(self, key, value)
 
@@ -128,14 +135,15 @@ class Conditions:
 
     @asynccontextmanager
     async def admit(self, face: str, operation: str, mailbox: str | None) -> AsyncIterator[Admission]:
-        delay = self.latency_ms + (self._random.uniform(0, self.jitter_ms) if self.jitter_ms else 0.0)
-        if delay:
-            await asyncio.sleep(delay / 1000)
         key = mailbox or ""
         with self._lock:
             self._active[key] += 1
             self._peak[key] = max(self._peak[key], self._active[key])
-            over = self.concurrency_limit is not None and mailbox is not None and self._active[key] > self.concurrency_limit
+            over = (
+                self.concurrency_limit is not None
+                and mailbox is not None
+                and self._active[key] > self.concurrency_limit
+            )
             spent = False
             if self.budget is not None and mailbox is not None and not over:
                 now = time.monotonic()
@@ -150,6 +158,12 @@ class Conditions:
                 raise Throttled("MailboxConcurrency", 1.0)
             if spent:
                 raise Throttled("ApplicationThrottled", self.budget_window_s / max(self.budget or 1, 1))
+            # The latency is spent while the request holds its slot: a slow server keeps requests in
+            # flight, which is what makes a fifth concurrent request to one mailbox meet the limit (on a
+            # single event loop, requests that slept before being counted would never overlap).
+            delay = self.latency_ms + (self._random.uniform(0, self.jitter_ms) if self.jitter_ms else 0.0)
+            if delay:
+                await asyncio.sleep(delay / 1000)
             yield Admission(self._pick_fault(face, operation, mailbox))
         finally:
             with self._lock:

@@ -130,7 +130,11 @@ def conditions_from_dict(data: dict[str, Any], *, origin: str = "<dict>") -> Con
     section = dict(data.get("conditions", {}))
     faults = section.pop("faults", [])
     known = {"latency_ms", "jitter_ms", "concurrency_limit", "budget", "budget_window_s", "seed"}
-    problems = [f"conditions.{key}: unknown key — use one of {', '.join(sorted(known))}" for key in section if key not in known]
+    problems = [
+        f"conditions.{key}: unknown key — use one of {', '.join(sorted(known))}"
+        for key in section
+        if key not in known
+    ]
     built: list[Fault] = []
     for index, fault in enumerate(faults):
         try:

@@ -44,9 +44,13 @@ class Sandbox:
     tls_port: int = 0
     state_dir: Path | None = None
     log_path: Path | None = None
+    #: Hold every EWS request and response against the XSD and record violations (tests turn it on).
+    validate_soap: bool = False
 
     def __post_init__(self) -> None:
         self.log = RequestLog(self.log_path)
+        #: Schema violations seen while ``validate_soap`` is on, one line each.
+        self.soap_violations: list[str] = []
         self._state_dir = self.state_dir or Path(tempfile.mkdtemp(prefix="connector-sandbox-"))
         self.tls: TlsFiles = generate(self._state_dir)
         from sandbox.tokens import TokenService
@@ -113,7 +117,12 @@ class Sandbox:
         secure = _listen(self.host, self.tls_port)
         self.port, self.tls_port = plain.getsockname()[1], secure.getsockname()[1]
         app = self.app()
-        common: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off", "timeout_keep_alive": 30}
+        common: dict[str, Any] = {
+            "log_level": "warning",
+            "access_log": False,
+            "lifespan": "off",
+            "timeout_keep_alive": 30,
+        }
         self._servers = [
             uvicorn.Server(uvicorn.Config(app, **common)),
             uvicorn.Server(
@@ -122,8 +131,7 @@ class Sandbox:
                 )
             ),
         ]
-        for server in self._servers:
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # uvicorn leaves signals alone outside the main thread: the caller's handlers stay in charge.
 
         def run() -> None:
             loop = asyncio.new_event_loop()

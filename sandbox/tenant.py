@@ -260,7 +260,13 @@ class Tenant:
                 for item in self._items.values():
                     if item.mailbox == mailbox.address and item.transaction_id == txn:
                         return item
-            item = Item(id=new_id(), mailbox=mailbox.address, folder_id=folder.id, change_key=new_change_key(), **fields)
+            item = Item(
+                id=new_id(),
+                mailbox=mailbox.address,
+                folder_id=folder.id,
+                change_key=new_change_key(),
+                **fields,
+            )
             self._items[item.id] = item
             return item
 
@@ -279,7 +285,8 @@ class Tenant:
             if "extended" in changes:
                 merged = dict(item.extended)
                 merged.update(dict(changes.pop("extended")))
-                changes["extended"] = tuple(merged.items())
+                # A value of None removes the property (EWS DeleteItemField on an ExtendedFieldURI).
+                changes["extended"] = tuple((k, v) for k, v in merged.items() if v is not None)
             updated = replace(item, change_key=new_change_key(), modified=datetime.now(UTC), **changes)
             self._items[item_id] = updated
             return updated
@@ -316,6 +323,12 @@ class Tenant:
             ]
         return sorted(out, key=lambda i: (i.start, i.id))
 
+    def put_item(self, item: Item) -> None:
+        """Store an item as it is (restoring saved calendars; the mailbox must exist)."""
+        with self._lock:
+            self.mailbox(item.mailbox)
+            self._items[item.id] = item
+
     def all_items(self) -> list[Item]:
         with self._lock:
             return list(self._items.values())
@@ -330,7 +343,11 @@ class Tenant:
         with self._lock:
             account = self.service_accounts.get(username.lower())
             if account is not None:
-                return Principal("service", account.username, service=account) if account.password == password else None
+                return (
+                    Principal("service", account.username, service=account)
+                    if account.password == password
+                    else None
+                )
             mailbox = self._mailboxes.get(username.lower())
             if mailbox is not None and mailbox.password is not None and mailbox.password == password:
                 return Principal("user", mailbox.address)

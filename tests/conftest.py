@@ -14,6 +14,8 @@ from sandbox.server import Sandbox
 @pytest.fixture(scope="session")
 def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     server = Sandbox(load_tenant(), state_dir=tmp_path_factory.mktemp("sandbox"))
+    # Every SOAP request and response of the whole suite is held against the EWS schemas.
+    server.validate_soap = True
     server.start()
     yield server
     server.stop()
@@ -26,5 +28,8 @@ def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
     sandbox_server.tenant = fresh
     sandbox_server.tokens.reset()
     sandbox_server.reset()
+    sandbox_server.soap_violations.clear()
     yield sandbox_server
+    violations = list(sandbox_server.soap_violations)
     sandbox_server.reset()
+    assert not violations, "SOAP outside the EWS schemas:\n" + "\n".join(violations)
