@@ -8,9 +8,10 @@ configured backend uses.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pendulum
 
@@ -111,7 +112,10 @@ def build_store(settings: Settings) -> StateStore:
     )
 
 
-def build_backend(settings: Settings) -> CalendarBackend:
+def build_backend(settings: Settings, closers: list[Callable[[], None]]) -> CalendarBackend:
+    """The configured backend; anything it started that must be stopped goes into ``closers``."""
+    if settings.backend.kind == "graph":
+        return _graph_backend(settings, closers)
     tz = zone(settings.connector.timezone)
     from adapters.memory import MemoryBackend, MemoryCalendar
 
@@ -124,22 +128,72 @@ def build_backend(settings: Settings) -> CalendarBackend:
     return MemoryBackend(calendar, path=path)
 
 
+def _graph_backend(settings: Settings, closers: list[Callable[[], None]]) -> CalendarBackend:
+    # Imported here: msgraph-sdk is large, and only a worker configured for Graph should load it.
+    from adapters.graph.backend import GraphBackend
+    from adapters.graph.config import GraphConfig
+
+    section = settings.backend.graph
+    assert section is not None  # the settings model requires it for kind "graph"
+    secret = section.client_secret.get_secret_value() if section.client_secret else None
+    password = section.certificate_password.get_secret_value() if section.certificate_password else None
+    connection: dict[str, Any] = {
+        "tenant_id": section.tenant_id,
+        "client_id": section.client_id,
+        "client_secret": secret,
+        "authority": section.authority,
+        "base_url": section.base_url,
+        "ca_file": settings.resolve(section.ca_file) if section.ca_file else None,
+    }
+    if section.sandbox is not None:
+        from app.embedded import EmbeddedSandbox
+
+        data = settings.resolve(section.sandbox_data) if section.sandbox_data else None
+        embedded = EmbeddedSandbox.start(settings.resolve(section.sandbox), data)
+        closers.append(embedded.stop)
+        info = embedded.server.info()
+        connection.update(
+            tenant_id=info["tenant_id"],
+            client_id=info["client_id"],
+            client_secret=info["client_secret"],
+            authority=info["authority"],
+            base_url=info["graph_url"],
+            ca_file=Path(info["ca_file"]),
+        )
+    config = GraphConfig(
+        **connection,
+        certificate_path=settings.resolve(section.certificate_path) if section.certificate_path else None,
+        certificate_password=password,
+        all_day_zone=settings.connector.timezone,
+        batch_size=section.batch_size,
+        requests_per_mailbox=section.requests_per_mailbox,
+        max_requests=section.max_requests,
+        max_retry_wait_s=section.max_retry_wait_s,
+        timeout_s=section.timeout_s,
+    )
+    return GraphBackend(config)
+
+
 @dataclass
 class Container:
     settings: Settings
     store: StateStore
     backend: CalendarBackend
     engine: SyncEngine
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         self.backend.close()
+        for close in reversed(self.closers):
+            close()
         self.store.close()
 
 
 def build(settings: Settings) -> Container:
     store = build_store(settings)
+    closers: list[Callable[[], None]] = []
     try:
-        backend = build_backend(settings)
+        backend = build_backend(settings, closers)
         engine = SyncEngine(
             source=build_source(settings),
             targets=build_targets(settings),
@@ -151,6 +205,8 @@ def build(settings: Settings) -> Container:
             owners_are_addresses=settings.targets.kind == "source",
         )
     except BaseException:
+        for close in reversed(closers):
+            close()
         store.close()
         raise
-    return Container(settings, store, backend, engine)
+    return Container(settings, store, backend, engine, closers)

@@ -139,7 +139,9 @@ def sync(
             def done(result: MailboxResult) -> None:
                 progress.update(task, advance=1, description=f"Synced {result.mailbox}")
 
-            outcome = container.engine.run(request, on_start=started, on_mailbox=done)
+            outcome = container.engine.run(
+                request, on_start=started, on_mailbox=done, threads=container.settings.backend.max_threads
+            )
         if as_json:
             _emit(report.sync_json(outcome))
         else:

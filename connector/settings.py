@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import tomllib
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -116,14 +117,76 @@ class MemoryBackendSection(_Section):
     mailboxes: tuple[str, ...] | None = None
 
 
+class GraphBackendSection(_Section):
+    tenant_id: str = Field("", json_schema_extra=_fix("the directory (tenant) id of the app registration"))
+    client_id: str = Field("", json_schema_extra=_fix("the application (client) id of the app registration"))
+    client_secret: SecretStr | None = None
+    certificate_path: Path | None = Field(
+        None, json_schema_extra=_fix("a PEM file holding the private key and the certificate")
+    )
+    certificate_password: SecretStr | None = None
+    authority: str = Field(
+        "https://login.microsoftonline.com",
+        json_schema_extra=_fix("an https URL, e.g. https://login.microsoftonline.us for US Government"),
+    )
+    base_url: str = Field(
+        "https://graph.microsoft.com/v1.0",
+        json_schema_extra=_fix("the Graph root, e.g. https://graph.microsoft.us/v1.0"),
+    )
+    ca_file: Path | None = Field(None, json_schema_extra=_fix("a PEM bundle of extra CAs to trust"))
+    batch_size: int = Field(20, ge=1, le=20, json_schema_extra=_fix("Graph's $batch holds 1 to 20 requests"))
+    requests_per_mailbox: int = Field(4, ge=1, le=4, json_schema_extra=_fix("Graph allows 1 to 4"))
+    max_requests: int = Field(16, ge=1, le=256, json_schema_extra=_fix("a whole number from 1 to 256"))
+    max_retry_wait_s: float = Field(10.0, ge=0, le=300, json_schema_extra=_fix("seconds, 0 to 300"))
+    timeout_s: float = Field(60.0, gt=0, le=600, json_schema_extra=_fix("seconds, up to 600"))
+    #: Run the emulated tenant in-process from this tenant file and connect to it (demos, make run).
+    sandbox: Path | None = Field(None, json_schema_extra=_fix("a tenant file such as sandbox/demo.toml"))
+    #: Where the embedded sandbox keeps its calendars between runs.
+    sandbox_data: Path | None = Path("var/sandbox.json")
+
+    @field_validator("authority", "base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} is not a URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> GraphBackendSection:
+        if self.sandbox is not None:
+            return self
+        missing = [k for k in ("tenant_id", "client_id") if not getattr(self, k)]
+        if missing:
+            raise ValueError(
+                f"backend.graph needs {' and '.join(missing)} — copy them from the app registration"
+            )
+        if (self.client_secret is None) == (self.certificate_path is None):
+            raise ValueError(
+                "backend.graph needs exactly one of client_secret and certificate_path"
+                ' — e.g. client_secret = { env = "CONNECTOR_GRAPH_CLIENT_SECRET" }'
+            )
+        if not self.authority.startswith("https://"):
+            raise ValueError(
+                "backend.graph.authority must be an https URL (azure-identity refuses plain http)"
+            )
+        return self
+
+
 class BackendSection(_Section):
-    kind: Literal["memory"] = Field(
+    kind: Literal["memory", "graph"] = Field(
         "memory",
-        json_schema_extra=_fix("this build offers 'memory' (a local emulated calendar store)"),
+        json_schema_extra=_fix("graph (Microsoft 365) or memory (a local emulated calendar store)"),
     )
     max_threads: int = Field(8, ge=1, le=64, json_schema_extra=_fix("a whole number from 1 to 64"))
     test_user: str | None = None
     memory: MemoryBackendSection = MemoryBackendSection()
+    graph: GraphBackendSection | None = None
+
+    @model_validator(mode="after")
+    def _configured(self) -> BackendSection:
+        if self.kind == "graph" and self.graph is None:
+            raise ValueError("backend.kind is 'graph' but there is no [backend.graph] section — add one")
+        return self
 
 
 class StateSection(_Section):
@@ -273,14 +336,22 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str], problems: list[
             node[path[-1]] = value
 
 
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    """The settings model behind a field's annotation (``Section`` or ``Section | None``)."""
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
     paths: set[tuple[str, ...]] = set()
     for name, info in model.model_fields.items():
         annotation = info.annotation
         if annotation is SecretStr or annotation == (SecretStr | None):
             paths.add((*prefix, name))
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            paths |= _secret_paths(annotation, (*prefix, name))
+        elif (section := _section_type(annotation)) is not None:
+            paths |= _secret_paths(section, (*prefix, name))
     return paths
 
 
@@ -371,8 +442,7 @@ def _model_at(path: tuple[str, ...]) -> type[BaseModel] | None:
     for part in path:
         if model is None or part not in model.model_fields:
             return None
-        annotation = model.model_fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        model = _section_type(model.model_fields[part].annotation)
     return model
 
 

@@ -83,17 +83,35 @@ def _property(event: dict[str, Any], property_id: str) -> str | None:
     return None
 
 
-def remote_event(event: dict[str, Any]) -> RemoteEvent | None:
+def _all_day(value: dict[str, Any], field: str, zone: str) -> datetime:
+    """All-day events float: Graph gives their midnights in whatever zone was asked for, so only the
+    date counts, and it is placed in the connector's zone (as ``AllDaySpan.utc_bounds`` does)."""
+    try:
+        day = datetime.fromisoformat(str(value["dateTime"])[:10])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadDataError(f"Graph returned an unreadable {field}: {value!r}", field=field) from exc
+    return day.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def remote_event(event: dict[str, Any], *, all_day_zone: str) -> RemoteEvent | None:
     """Our view of a Graph event, or None if it does not carry our tag."""
     key = _property(event, TAG_ID)
     if not key:
         return None
+    bounds = (
+        (
+            _all_day(event.get("start") or {}, "start", all_day_zone),
+            _all_day(event.get("end") or {}, "end", all_day_zone),
+        )
+        if event.get("isAllDay")
+        else (_instant(event.get("start") or {}, "start"), _instant(event.get("end") or {}, "end"))
+    )
     return RemoteEvent(
         remote_id=str(event["id"]),
         change_key=str(event.get("changeKey") or event.get("@odata.etag") or ""),
         source_key=key,
-        start_utc=_instant(event.get("start") or {}, "start"),
-        end_utc=_instant(event.get("end") or {}, "end"),
+        start_utc=bounds[0],
+        end_utc=bounds[1],
         content_hash=_property(event, HASH_ID) or "",
         subject=str(event.get("subject") or ""),
     )

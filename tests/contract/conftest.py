@@ -19,9 +19,17 @@ def memory_harness(request: pytest.FixtureRequest) -> Iterator[BackendHarness]:
     yield MemoryHarness()
 
 
+@contextmanager
+def graph_on_sandbox(request: pytest.FixtureRequest) -> Iterator[BackendHarness]:
+    from .sandbox_harness import graph_harness
+
+    yield graph_harness(request.getfixturevalue("sandbox"))
+
+
 #: One line per backend.
 HARNESSES: dict[str, HarnessFactory] = {
     "memory": memory_harness,
+    "graph": graph_on_sandbox,
 }
 
 
