@@ -232,6 +232,10 @@ def serve_sandbox(
         Path | None,
         typer.Option("--log", dir_okay=False, help="Also append the request log here (JSON lines)."),
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", dir_okay=False, help="Keep the calendars in this JSON file between runs."),
+    ] = None,
     latency_ms: Annotated[
         float | None, typer.Option("--latency-ms", min=0, help="Delay per request.")
     ] = None,
@@ -247,6 +251,7 @@ def serve_sandbox(
     import signal
     import threading
 
+    from sandbox import persist
     from sandbox.conditions import Fault
     from sandbox.config import DEMO, TenantFileError, load_conditions, load_tenant
     from sandbox.server import Sandbox
@@ -258,8 +263,11 @@ def serve_sandbox(
             conditions.update(latency_ms=latency_ms)
         for spec in fault or []:
             conditions.add_fault(Fault(**_fault_options(spec)))
+        tenant_store = load_tenant(path)
+        if data is not None and data.exists():
+            persist.load(tenant_store, data)
         server = Sandbox(
-            load_tenant(path),
+            tenant_store,
             conditions=conditions,
             port=port,
             tls_port=tls_port,
@@ -288,6 +296,8 @@ def serve_sandbox(
     while not stop.wait(0.5):
         pass
     server.stop()
+    if data is not None:
+        persist.save(server.tenant, data)
 
 
 def _fault_options(spec: str) -> dict[str, Any]:

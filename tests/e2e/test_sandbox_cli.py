@@ -44,6 +44,8 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, Any], subprocess.Popen[st
             "kind=503,face=graph,operation=POST events,times=1",
             "--log",
             str(tmp_path / "log.jsonl"),
+            "--data",
+            str(tmp_path / "calendars.json"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -56,8 +58,9 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, Any], subprocess.Popen[st
     try:
         yield json.loads(line), process
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
 
 
 def test_sandbox_prints_endpoints_and_serves_both_faces(
@@ -97,6 +100,11 @@ def test_sandbox_prints_endpoints_and_serves_both_faces(
     logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert any(entry["fault"] == "503" for entry in logged)
     assert process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    # The calendars outlive the process: a new sandbox on the same data file serves the event again.
+    saved = json.loads((tmp_path / "calendars.json").read_text(encoding="utf-8"))
+    assert [i["subject"] for i in saved["items"]] == ["via the CLI sandbox"]
 
 
 def test_a_broken_tenant_file_is_a_clear_error(tmp_path: Path) -> None:
