@@ -134,18 +134,21 @@ class Conditions:
         return None
 
     @asynccontextmanager
-    async def admit(self, face: str, operation: str, mailbox: str | None) -> AsyncIterator[Admission]:
-        key = mailbox or ""
+    async def admit(
+        self, face: str, operation: str, mailbox: str | None, *, hold_slot: bool = True
+    ) -> AsyncIterator[Admission]:
+        """Admit one request. ``hold_slot=False`` (a ``$batch`` envelope, whose parts are admitted one by
+        one) meets faults and latency aimed at the mailbox but takes none of its slots or budget."""
+        key = (mailbox or "") if hold_slot else ""
         with self._lock:
             self._active[key] += 1
             self._peak[key] = max(self._peak[key], self._active[key])
+            counted = mailbox is not None and hold_slot
             over = (
-                self.concurrency_limit is not None
-                and mailbox is not None
-                and self._active[key] > self.concurrency_limit
+                self.concurrency_limit is not None and counted and self._active[key] > self.concurrency_limit
             )
             spent = False
-            if self.budget is not None and mailbox is not None and not over:
+            if self.budget is not None and counted and not over:
                 now = time.monotonic()
                 recent = self._recent[key]
                 while recent and recent[0] <= now - self.budget_window_s:

@@ -58,10 +58,13 @@ class GraphBackend:
 
     # -- reads ---------------------------------------------------------------------------------------
     def _get(self, target: Target, path: str) -> GraphResponse:
-        with self.gate.turn(target.address):
-            response = self.connection.send("GET", path, headers={"Prefer": 'outlook.timezone="UTC"'})
-        if response.status != 200:
-            raise error_for(
+        """One GET, retried after its Retry-After while that is short (see ``MailboxGate``)."""
+        for _ in range(max(1, self.config.max_rounds)):
+            with self.gate.turn(target.address):
+                response = self.connection.send("GET", path, headers={"Prefer": 'outlook.timezone="UTC"'})
+            if response.status == 200:
+                return response
+            error = error_for(
                 response.status,
                 response.body,
                 response.headers,
@@ -69,7 +72,10 @@ class GraphBackend:
                 client_id=self.config.client_id,
                 on_event=False,
             )
-        return response
+            if not isinstance(error, TransientError):
+                raise error
+            self.gate.defer(target.address, error.retry_after or 1.0)
+        raise error
 
     def _pages(self, target: Target, path: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []

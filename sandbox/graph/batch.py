@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -170,3 +171,16 @@ def _failed_dependency(sandbox: Sandbox, call: Call, trace_id: str) -> Outcome:
         resolved.mailbox if resolved else None,
         False,
     )
+
+
+_USER = re.compile(r"/users/([^/?]+)", re.IGNORECASE)
+
+
+def batch_mailbox(raw: bytes) -> str | None:
+    """The one mailbox every part of a batch addresses, or None (several, none, or unreadable)."""
+    try:
+        requests = json.loads(raw or b"{}").get("requests") or []
+        found = {unquote(m.group(1)).lower() for r in requests if (m := _USER.search(str(r.get("url", ""))))}
+    except (ValueError, AttributeError):
+        return None
+    return next(iter(found)) if len(found) == 1 and len(requests) > 0 else None

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from sandbox.graph import connection, csdl
-from sandbox.graph.batch import run_batch
+from sandbox.graph.batch import batch_mailbox, run_batch
 from sandbox.graph.errors import GraphError, new_request_id
 from sandbox.graph.handlers import Answer, Call, resolve
 from sandbox.graph.pipeline import error_answer, faulted, run
@@ -145,8 +145,12 @@ class _Endpoint:
     async def _batch(
         self, principal: Principal, raw: bytes, base_url: str, request_id: str, entry: dict[str, Any]
     ) -> tuple[Answer | None, bool]:
-        # The batch as a whole meets faults aimed at operation "batch"; it holds no mailbox slot itself.
-        async with self.sandbox.conditions.admit("graph", "batch", None) as admission:
+        # The batch as a whole meets faults aimed at operation "batch" and its mailbox; it holds no mailbox
+        # slot itself (its parts do, one by one).
+        entry["mailbox"] = batch_mailbox(raw)
+        async with self.sandbox.conditions.admit(
+            "graph", "batch", entry["mailbox"], hold_slot=False
+        ) as admission:
             fault = admission.fault
             if fault is not None and fault.kind != "drop_after_commit":
                 entry["fault"] = fault.kind
