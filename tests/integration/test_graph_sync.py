@@ -165,14 +165,14 @@ def test_twenty_percent_throttling_converges_and_every_retry_after_is_honoured(
     for entry in sandbox.log.entries():
         by_mailbox[entry.mailbox].append(entry)
     assert None not in {e.mailbox for e in sandbox.log.entries() if e.face == "graph"}
-    for address, entries_seen in by_mailbox.items():
+    for mailbox, entries_seen in by_mailbox.items():
         entries_seen.sort(key=lambda e: e.started)
         for before, after in itertools.pairwise(entries_seen):
             told_to_wait = before.status == 429 or any(p.get("status") == 429 for p in before.parts)
             if told_to_wait:
                 injected += 1
                 gap = (after.started - before.finished).total_seconds()
-                assert gap >= 0.95, f"{address}: next request {gap:.3f} s after a Retry-After of 1 s"
+                assert gap >= 0.95, f"{mailbox}: next request {gap:.3f} s after a Retry-After of 1 s"
     assert injected > 5  # the faults really fired
 
 
