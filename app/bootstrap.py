@@ -148,8 +148,13 @@ def _graph_backend(settings: Settings, closers: list[Callable[[], None]]) -> Cal
     if section.sandbox is not None:
         from app.embedded import EmbeddedSandbox
 
+        from sandbox.config import TenantFileError
+
         data = settings.resolve(section.sandbox_data) if section.sandbox_data else None
-        embedded = EmbeddedSandbox.start(settings.resolve(section.sandbox), data)
+        try:
+            embedded = EmbeddedSandbox.start(settings.resolve(section.sandbox), data)
+        except (TenantFileError, ValueError, OSError) as exc:
+            raise SettingsError([f"backend.graph.sandbox: {exc} — fix the tenant file or the path"]) from None
         closers.append(embedded.stop)
         info = embedded.server.info()
         connection.update(

@@ -25,6 +25,8 @@ def site(tmp_path: Path) -> Path:
     shutil.copytree(
         ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("*.py", "__pycache__")
     )
+    (tmp_path / "sandbox").mkdir()
+    shutil.copy(ROOT / "sandbox" / "demo.toml", tmp_path / "sandbox" / "demo.toml")
     return tmp_path
 
 
@@ -164,3 +166,10 @@ def test_secrets_never_appear_in_output(site: Path) -> None:
     failed = run(site, "sync", env=env, expect=1)
     assert "Sup3rS3cret" not in failed.stdout + failed.stderr
     assert "127.0.0.1" in failed.stderr  # the error still says where it tried
+
+
+def test_a_missing_sandbox_tenant_file_is_a_settings_error_not_a_traceback(site: Path) -> None:
+    (site / "sandbox" / "demo.toml").unlink()
+    doc = run_json(site, "sync", expect=2)
+    assert doc["problems"][0].startswith("backend.graph.sandbox: tenant file")
+    assert "Traceback" not in run(site, "sync", expect=2).stderr
