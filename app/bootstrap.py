@@ -147,7 +147,6 @@ def _graph_backend(settings: Settings, closers: list[Callable[[], None]]) -> Cal
     }
     if section.sandbox is not None:
         from app.embedded import EmbeddedSandbox
-
         from sandbox.config import TenantFileError
 
         data = settings.resolve(section.sandbox_data) if section.sandbox_data else None

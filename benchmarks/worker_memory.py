@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-CASE = r'''
+CASE = r"""
 import json, resource, sys, time
 from datetime import date, datetime, time as clock, timedelta
 from zoneinfo import ZoneInfo
@@ -57,12 +57,15 @@ assert report.run.counts.created == 100, report.run
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"kind": kind, "start_kib": before, "core_kib": core - before,
     "import_kib": imported - core, "peak_kib": peak, "seconds": round(time.perf_counter() - started, 2)}))
-'''
+"""
 
 
 def measure(kind: str, folder: str, info: dict[str, object]) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", CASE, kind, folder, json.dumps(info)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CASE, kind, folder, json.dumps(info)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
