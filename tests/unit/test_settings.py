@@ -32,7 +32,9 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def test_the_shipped_settings_file_is_valid_and_is_the_embedded_default() -> None:
     settings = load_settings((ROOT / "settings.toml").read_text(encoding="utf-8"), environ={}, base_dir=ROOT)
-    assert settings.backend.kind == "memory"
+    assert settings.backend.kind == "graph"
+    assert settings.backend.graph is not None
+    assert settings.resolve(settings.backend.graph.sandbox or Path()) == ROOT / "sandbox" / "demo.toml"
     assert settings.state.url.get_secret_value().startswith("sqlite:///")
     assert settings.resolve(settings.source.path) == ROOT / "examples" / "schedule.csv"
     assert settings.targets.kind == "file"
