@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from sandbox.config import load_tenant
+from sandbox.server import Sandbox
+
 # CI replays a fixed set of examples (a landing must not depend on a lucky draw); developers' runs
 # keep exploring new ones, and what they find is saved in .hypothesis/ and replayed first.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-
-from sandbox.config import load_tenant
-from sandbox.server import Sandbox
 
 
 @pytest.fixture(scope="session")
