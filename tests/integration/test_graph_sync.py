@@ -223,3 +223,34 @@ def test_bad_credentials_are_an_auth_error_naming_the_fix(sandbox: Sandbox, stor
     (result,) = report.run.results
     assert result.error_code == "auth"
     assert result.error is not None and "client secret" in result.error and "wrong" not in result.error
+
+
+def test_certificate_credentials_sync_and_a_foreign_certificate_is_refused(
+    sandbox: Sandbox, store: StateStore, tmp_path: Path
+) -> None:
+    from tests.sandbox.graph_client import make_certificate
+
+    addresses = mailboxes(2)
+    provision(sandbox, addresses)
+    registered, certificate_pem = make_certificate(tmp_path, "registered")
+    stranger, _ = make_certificate(tmp_path, "stranger")
+    app = next(iter(sandbox.tenant.apps.values()))
+    sandbox.tenant.apps[app.client_id] = AppRegistration(
+        app.client_id, app.tenant_id, certificate_pem=certificate_pem, mailboxes=frozenset({"*"})
+    )
+    entries = entries_for(addresses, 5)
+    report = run(engine(sandbox, store, entries, addresses, client_secret=None, certificate_path=registered))
+    assert report.run.status is RunStatus.SUCCEEDED and report.run.counts.created == 10
+
+    refused = run(
+        engine(
+            sandbox,
+            store,
+            entries_for(addresses, 6),
+            addresses,
+            client_secret=None,
+            certificate_path=stranger,
+        )
+    )
+    assert {r.error_code for r in refused.run.results} == {"auth"}
+    assert all("certificate" in (r.error or "") for r in refused.run.results)
