@@ -20,25 +20,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from adapters.source.rows import ENTRY_COLUMN_ORDER
+
 DOMAIN = "contoso.example"
 
-SCHEDULE_COLUMNS = (
-    "key",
-    "owner",
-    "start",
-    "end",
-    "all_day",
-    "timezone",
-    "title",
-    "body",
-    "location",
-    "category",
-    "show_as",
-    "sensitivity",
-    "reminder_minutes",
-    "status",
-    "project",
-)
+SCHEDULE_COLUMNS = (*ENTRY_COLUMN_ORDER, "project")
 TARGET_COLUMNS = ("address", "owner_key", "kind", "enabled", "display_name")
 
 

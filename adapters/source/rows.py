@@ -47,24 +47,24 @@ from connector.models import (
 #: What a cell may hold: CSV gives strings, JSON also numbers, booleans and null.
 RowValue: TypeAlias = str | bool | int | float | None
 
-ENTRY_COLUMNS = frozenset(
-    {
-        "key",
-        "owner",
-        "start",
-        "end",
-        "all_day",
-        "timezone",
-        "title",
-        "body",
-        "location",
-        "category",
-        "show_as",
-        "sensitivity",
-        "reminder_minutes",
-        "status",
-    }
+#: The columns an entry row may have, in the order the examples and exports use.
+ENTRY_COLUMN_ORDER = (
+    "key",
+    "owner",
+    "start",
+    "end",
+    "all_day",
+    "timezone",
+    "title",
+    "body",
+    "location",
+    "category",
+    "show_as",
+    "sensitivity",
+    "reminder_minutes",
+    "status",
 )
+ENTRY_COLUMNS = frozenset(ENTRY_COLUMN_ORDER)
 ENTRY_REQUIRED_COLUMNS = ("key", "owner", "start")
 
 TARGET_COLUMNS = frozenset({"address", "owner_key", "kind", "enabled", "display_name"})

@@ -27,26 +27,7 @@ XSD_DIR = Path(
     )
 )
 # The shipped XSD predates Exchange 2019's request versions; validate those as the newest it knows.
-_XSD_VERSIONS = frozenset(
-    {
-        "Exchange2007",
-        "Exchange2007_SP1",
-        "Exchange2009",
-        "Exchange2010",
-        "Exchange2010_SP1",
-        "Exchange2010_SP2",
-        "Exchange2012",
-        "Exchange2013",
-        "Exchange2013_SP1",
-        "Exchange2015",
-        "Exchange2016",
-        "V2015_10_05",
-        "V2016_01_06",
-        "V2016_04_13",
-        "V2016_07_13",
-        "V2016_10_10",
-    }
-)
+_XSD_VERSIONS = ACCEPTED_VERSIONS - {"V2017_07_11", "V2018_01_08", "Exchange2019"}
 _lock = threading.Lock()
 
 

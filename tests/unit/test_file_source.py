@@ -19,6 +19,7 @@ from adapters.source.files import (
     file_schedule_source,
     file_target_source,
 )
+from adapters.source.rows import ENTRY_COLUMN_ORDER
 from connector.errors import SourceError
 from connector.models import (
     AllDaySpan,
@@ -35,22 +36,7 @@ from connector.window import Window
 
 PARIS = ZoneInfo("Europe/Paris")
 WINDOW = Window.around(date(2026, 11, 16), PARIS, days_before=7, days_after=180)
-COLUMNS = (
-    "key",
-    "owner",
-    "start",
-    "end",
-    "all_day",
-    "timezone",
-    "title",
-    "body",
-    "location",
-    "category",
-    "show_as",
-    "sensitivity",
-    "reminder_minutes",
-    "status",
-)
+COLUMNS = ENTRY_COLUMN_ORDER
 
 
 def write_csv(path: Path, rows: list[dict[str, str]], columns: tuple[str, ...] = COLUMNS) -> Path:
