@@ -90,6 +90,15 @@ def _fail(exc: ConnectorError, as_json: bool, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _request(users: list[str] | None, *, verify: bool, force: bool) -> SyncRequest:
+    return SyncRequest(
+        mode=SyncMode.VERIFY if verify else SyncMode.FAST,
+        users=tuple(users or ()),
+        force=force,
+        trigger="cli",
+    )
+
+
 @cli.callback()
 def main_options(
     verbose: Annotated[
@@ -116,9 +125,7 @@ def sync(
     ] = False,
 ) -> None:
     """Sync now: push new, changed and removed entries to the calendars."""
-    request = SyncRequest(
-        mode=SyncMode.VERIFY if verify else SyncMode.FAST, users=tuple(user or ()), force=force, trigger="cli"
-    )
+    request = _request(user, verify=verify, force=force)
     with _container(settings, as_json) as container:
         console = _console()
         show_progress = not as_json and sys.stderr.isatty()
@@ -167,9 +174,7 @@ def plan(
     ] = False,
 ) -> None:
     """Dry run: show what a sync would create, update and delete. Writes nothing."""
-    request = SyncRequest(
-        mode=SyncMode.VERIFY if verify else SyncMode.FAST, users=tuple(user or ()), force=force
-    )
+    request = _request(user, verify=verify, force=force)
     with _container(settings, as_json) as container:
         loaded, previews = container.engine.preview(request)
         if as_json:
