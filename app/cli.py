@@ -298,8 +298,8 @@ def serve_sandbox(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    while not stop.is_set():
+        stop.wait(0.5)  # short waits keep the main thread responsive to the signals above
     server.stop()
     if data is not None:
         persist.save(server.tenant, data)

@@ -22,6 +22,7 @@ by the core for every kind of source.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -227,10 +228,8 @@ def _is_date(raw: str) -> bool:
 
 
 def _day(column: str, raw: str) -> date:
-    try:
+    with contextlib.suppress(ValueError):
         return date.fromisoformat(raw)
-    except ValueError:
-        pass
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
