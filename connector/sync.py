@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from connector.backend import CalendarBackend, OpOutcome
+from connector.backend import CalendarBackend
 from connector.diff import diff
 from connector.directory import Directory
-from connector.errors import MAILBOX_FATAL, ConnectorError, EventNotFoundError, UsageError
+from connector.errors import ConnectorError, UsageError
+from connector.execution import MailboxExecution
 from connector.guard import DeleteGuard
 from connector.models import (
-    Create,
-    Delete,
     EventSpec,
     MailboxPlan,
-    Op,
     RemoteEvent,
     StoredMapping,
     Target,
-    Update,
     utc_now,
 )
 from connector.prepare import Prepared, TextLimits, prepare
@@ -289,7 +286,17 @@ class SyncEngine:
             planned = self._plan(target, loaded, request)
             if planned.resolved:
                 self.store.save_mappings(planned.resolved)
-            return _Execution(self, target, planned.plan, loaded.window, started, quarantined).run()
+            return MailboxExecution(
+                store=self.store,
+                backend=self.backend,
+                target=target,
+                plan=planned.plan,
+                window=loaded.window,
+                started=started,
+                quarantined=quarantined,
+                clock=self.clock,
+                new_id=self.new_id,
+            ).run()
         except ConnectorError as exc:
             return self._failed(target, started, exc, Counts(quarantined=quarantined))
         except Exception as exc:  # a bug must not stop the other mailboxes; it is logged in full
@@ -309,179 +316,6 @@ class SyncEngine:
             error_code=exc.code,
             error=str(exc),
         )
-
-
-class _Execution:
-    """Carries out one mailbox plan: chunks ops to the backend, writes state after each success."""
-
-    def __init__(
-        self,
-        engine: SyncEngine,
-        target: Target,
-        plan: MailboxPlan,
-        window: Window,
-        started: datetime,
-        quarantined: int,
-    ) -> None:
-        self.engine = engine
-        self.store = engine.store
-        self.target = target
-        self.plan = plan
-        self.window = window
-        self.started = started
-        self.created = self.updated = self.deleted = self.failed = 0
-        self.quarantined = quarantined
-        self.op_errors: list[tuple[str, str]] = []
-
-    def counts(self) -> Counts:
-        return Counts(
-            created=self.created,
-            updated=self.updated,
-            deleted=self.deleted,
-            unchanged=self.plan.unchanged,
-            adopted=len(self.plan.adopt),
-            failed=self.failed,
-            quarantined=self.quarantined,
-        )
-
-    def result(
-        self, status: MailboxStatus, error: ConnectorError | None = None, code: str | None = None
-    ) -> MailboxResult:
-        return MailboxResult(
-            mailbox=self.target.address,
-            status=status,
-            counts=self.counts(),
-            started_at=self.started,
-            finished_at=self.engine.clock(),
-            error_code=code or (error.code if error else None),
-            error=str(error) if error else None,
-            op_errors=tuple(self.op_errors),
-        )
-
-    def run(self) -> MailboxResult:
-        plan = self.plan
-        if plan.blocked_reason:
-            return self.result(
-                MailboxStatus.BLOCKED, ConnectorError(plan.blocked_reason), code="delete_guard"
-            )
-        if plan.adopt:
-            self.store.save_mappings([self._adopted(a.remote, a.source_key) for a in plan.adopt])
-        if plan.forget:
-            self.store.delete_mappings(self.target.address, list(plan.forget))
-        try:
-            recreate = self._send(plan.ops)
-            if recreate:
-                # Events deleted in Outlook that a fast sync tried to update: put them back once.
-                self._send([Create(spec, self.engine.new_id()) for spec in recreate])
-        except MAILBOX_FATAL as exc:
-            return self.result(MailboxStatus.FAILED, exc)
-        except _BatchFailed as stop:
-            return self.result(MailboxStatus.FAILED, stop.cause)
-        return self.result(MailboxStatus.OK)
-
-    def _send(self, ops: Sequence[Op]) -> list[EventSpec]:
-        recreate: list[EventSpec] = []
-        size = self.engine.backend.max_batch
-        for first in range(0, len(ops), size):
-            chunk = ops[first : first + size]
-            creates = [op for op in chunk if isinstance(op, Create)]
-            if creates:
-                self.store.save_mappings([self._intent(op) for op in creates])
-            try:
-                outcomes = self.engine.backend.apply(self.target, chunk)
-            except MAILBOX_FATAL:
-                raise
-            except ConnectorError as exc:
-                # The whole batch failed for a passing reason: stop; the next sync picks the rest up.
-                self.failed += len(ops) - first
-                raise _BatchFailed(exc) from exc
-            if len(outcomes) != len(chunk):
-                raise ConnectorError(
-                    f"backend {self.engine.backend.name} answered {len(outcomes)} outcomes for {len(chunk)} ops"
-                )
-            recreate += self._record(outcomes)
-        return recreate
-
-    def _record(self, outcomes: Iterable[OpOutcome]) -> list[EventSpec]:
-        saves: list[StoredMapping] = []
-        drops: list[str] = []
-        recreate: list[EventSpec] = []
-        for outcome in outcomes:
-            op = outcome.op
-            if outcome.ok:
-                if isinstance(op, Delete):
-                    drops.append(op.source_key)
-                    self.deleted += 1
-                else:
-                    saves.append(self._pushed(op, outcome))
-                    if isinstance(op, Create):
-                        self.created += 1
-                    else:
-                        self.updated += 1
-            elif isinstance(op, Delete) and isinstance(outcome.error, EventNotFoundError):
-                drops.append(op.source_key)  # already gone: the wanted effect holds
-                self.deleted += 1
-            elif isinstance(op, Update) and isinstance(outcome.error, EventNotFoundError):
-                drops.append(op.source_key)
-                if self.window.contains(op.spec.span):
-                    recreate.append(op.spec)
-            else:
-                self.failed += 1
-                self.op_errors.append((op.source_key, str(outcome.error)))
-        if saves:
-            self.store.save_mappings(saves)
-        if drops:
-            self.store.delete_mappings(self.target.address, drops)
-        return recreate
-
-    def _bounds(self, spec: EventSpec) -> tuple[datetime, datetime]:
-        return spec.span.utc_bounds(self.window.zone)
-
-    def _intent(self, op: Create) -> StoredMapping:
-        start, end = self._bounds(op.spec)
-        return StoredMapping(
-            self.target.address,
-            op.spec.source_key,
-            None,
-            None,
-            op.spec.content_hash,
-            start,
-            end,
-            op.transaction_id,
-        )
-
-    def _pushed(self, op: Create | Update, outcome: OpOutcome) -> StoredMapping:
-        start, end = self._bounds(op.spec)
-        return StoredMapping(
-            mailbox=self.target.address,
-            source_key=op.spec.source_key,
-            remote_id=outcome.remote_id or (op.remote_id if isinstance(op, Update) else None),
-            change_key=outcome.change_key,
-            content_hash=op.spec.content_hash,
-            start_utc=start,
-            end_utc=end,
-            transaction_id=op.transaction_id if isinstance(op, Create) else None,
-            last_pushed=self.engine.clock(),
-        )
-
-    def _adopted(self, event: RemoteEvent, key: str) -> StoredMapping:
-        return StoredMapping(
-            self.target.address,
-            key,
-            event.remote_id,
-            event.change_key,
-            event.content_hash,
-            event.start_utc,
-            event.end_utc,
-            None,
-            self.engine.clock(),
-        )
-
-
-class _BatchFailed(Exception):
-    def __init__(self, cause: ConnectorError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 def _run_status(record: RunRecord | None) -> RunStatus:
