@@ -7,7 +7,9 @@ configured backend uses.
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,8 @@ def build_backend(settings: Settings, closers: list[Callable[[], None]]) -> Cale
     """The configured backend; anything it started that must be stopped goes into ``closers``."""
     if settings.backend.kind == "graph":
         return _graph_backend(settings, closers)
+    if settings.backend.kind == "ews":
+        return _ews_backend(settings)
     tz = zone(settings.connector.timezone)
     from adapters.memory import MemoryBackend, MemoryCalendar
 
@@ -176,6 +180,57 @@ def _graph_backend(settings: Settings, closers: list[Callable[[], None]]) -> Cal
         timeout_s=section.timeout_s,
     )
     return GraphBackend(config)
+
+
+def read_passwords(path: Path) -> dict[str, str]:
+    """The personal method's passwords: a TOML (``"address" = "password"``) or JSON object file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        # ValueError covers both decoders; the message names the line, never a password.
+        raise SettingsError(
+            [f"backend.ews.passwords_file: {path} cannot be read ({type(exc).__name__}) — check the file"]
+        ) from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise SettingsError(
+            [f"backend.ews.passwords_file: {path} must map each address to its password as text"]
+        )
+    return {str(k).lower(): v for k, v in data.items()}
+
+
+def _ews_backend(settings: Settings) -> CalendarBackend:
+    # Imported here: only a worker configured for EWS should load exchangelib.
+    from adapters.ews.backend import EwsBackend
+    from adapters.ews.config import EwsConfig
+
+    section = settings.backend.ews
+    assert section is not None  # the settings model requires it for kind "ews"
+    passwords = (
+        read_passwords(settings.resolve(section.passwords_file)) if section.passwords_file is not None else {}
+    )
+    config = EwsConfig(
+        url=section.url,
+        method=section.method,
+        auth=section.auth,
+        version=section.version,
+        username=section.username,
+        password=section.password.get_secret_value() if section.password else "",
+        user_passwords=passwords,
+        tenant_id=section.tenant_id,
+        client_id=section.client_id,
+        client_secret=section.client_secret.get_secret_value() if section.client_secret else "",
+        authority=section.authority,
+        ca_file=settings.resolve(section.ca_file) if section.ca_file else None,
+        service_mailbox=section.service_mailbox,
+        all_day_zone=settings.connector.timezone,
+        batch_size=section.batch_size,
+        max_connections=section.max_connections,
+        max_retry_wait_s=section.max_retry_wait_s,
+        timeout_s=section.timeout_s,
+        autodiscover=section.autodiscover,
+    )
+    return EwsBackend(config)
 
 
 @dataclass

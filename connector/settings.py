@@ -172,20 +172,108 @@ class GraphBackendSection(_Section):
         return self
 
 
+EWS_VERSIONS = ("2007", "2010", "2010_sp1", "2010_sp2", "2013", "2013_sp1", "2016", "2019", "se", "online")
+
+
+class EwsBackendSection(_Section):
+    url: str = Field(
+        "", json_schema_extra=_fix("the EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx")
+    )
+    version: Literal[
+        "2007", "2010", "2010_sp1", "2010_sp2", "2013", "2013_sp1", "2016", "2019", "se", "online"
+    ] = Field("2019", json_schema_extra=_fix(f"one of {', '.join(EWS_VERSIONS)}"))
+    method: Literal["personal", "dedicated", "delegate", "impersonation"] = Field(
+        "impersonation", json_schema_extra=_fix("personal, dedicated, delegate or impersonation")
+    )
+    auth: Literal["ntlm", "basic", "oauth2"] = Field(
+        "ntlm", json_schema_extra=_fix("ntlm or basic on premises, oauth2 for Exchange Online")
+    )
+    username: str = Field("", json_schema_extra=_fix("the service account, e.g. svc-planning@example.com"))
+    password: SecretStr | None = None
+    #: "personal": a TOML or JSON file of address = password pairs (a secret: keep it out of the repository).
+    passwords_file: Path | None = Field(
+        None,
+        json_schema_extra=_fix('a file of "address" = "password" lines, e.g. /run/secrets/ews-users.toml'),
+    )
+    service_mailbox: str = Field("", json_schema_extra=_fix("the dedicated mailbox's address"))
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    authority: str = Field(
+        "https://login.microsoftonline.com", json_schema_extra=_fix("an https URL, the token endpoint's base")
+    )
+    ca_file: Path | None = Field(None, json_schema_extra=_fix("a PEM bundle of extra CAs to trust"))
+    autodiscover: bool = False
+    batch_size: int = Field(25, ge=1, le=25, json_schema_extra=_fix("EWS batches hold 1 to 25 items"))
+    max_connections: int = Field(
+        10, ge=1, le=10, json_schema_extra=_fix("1 to 10 connections per service account")
+    )
+    max_retry_wait_s: float = Field(10.0, ge=0, le=300, json_schema_extra=_fix("seconds, 0 to 300"))
+    timeout_s: float = Field(60.0, gt=0, le=600, json_schema_extra=_fix("seconds, up to 600"))
+
+    @field_validator("url", "authority")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} is not a URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> EwsBackendSection:
+        if not self.url:
+            raise ValueError(
+                "backend.ews needs url — the EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx"
+            )
+        if self.auth == "oauth2":
+            if self.method == "personal":
+                raise ValueError(
+                    "backend.ews: the personal method logs in with each user's password — use auth ntlm or basic"
+                )
+            missing = [k for k in ("tenant_id", "client_id", "client_secret") if not getattr(self, k)]
+            if missing:
+                raise ValueError(
+                    f"backend.ews with auth oauth2 needs {' and '.join(missing)} — copy them from the app"
+                    " registration (EWS permission full_access_as_app)"
+                )
+            if self.method != "impersonation":
+                raise ValueError(
+                    "backend.ews: an app-only OAuth token reaches mailboxes only by impersonation"
+                    ' — set method = "impersonation"'
+                )
+            return self
+        if self.method == "personal":
+            if self.passwords_file is None:
+                raise ValueError(
+                    "backend.ews with method personal needs passwords_file — a file of address = password pairs"
+                )
+            return self
+        if not self.username or self.password is None:
+            raise ValueError(
+                "backend.ews needs username and password for the service account"
+                ' — e.g. password = { env = "CONNECTOR_EWS_PASSWORD" }'
+            )
+        return self
+
+
 class BackendSection(_Section):
-    kind: Literal["memory", "graph"] = Field(
+    kind: Literal["memory", "graph", "ews"] = Field(
         "memory",
-        json_schema_extra=_fix("graph (Microsoft 365) or memory (a local emulated calendar store)"),
+        json_schema_extra=_fix(
+            "graph (Microsoft 365), ews (Exchange Server) or memory (a local emulated calendar store)"
+        ),
     )
     max_threads: int = Field(8, ge=1, le=64, json_schema_extra=_fix("a whole number from 1 to 64"))
     test_user: str | None = None
     memory: MemoryBackendSection = MemoryBackendSection()
     graph: GraphBackendSection | None = None
+    ews: EwsBackendSection | None = None
 
     @model_validator(mode="after")
     def _configured(self) -> BackendSection:
         if self.kind == "graph" and self.graph is None:
             raise ValueError("backend.kind is 'graph' but there is no [backend.graph] section — add one")
+        if self.kind == "ews" and self.ews is None:
+            raise ValueError("backend.kind is 'ews' but there is no [backend.ews] section — add one")
         return self
 
 

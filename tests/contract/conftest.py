@@ -26,10 +26,26 @@ def graph_on_sandbox(request: pytest.FixtureRequest) -> Iterator[BackendHarness]
     yield graph_harness(request.getfixturevalue("sandbox"))
 
 
+@contextmanager
+def ews_impersonation(request: pytest.FixtureRequest) -> Iterator[BackendHarness]:
+    from .sandbox_harness import ews_harness
+
+    yield ews_harness(request.getfixturevalue("sandbox"), "impersonation")
+
+
+@contextmanager
+def ews_delegate(request: pytest.FixtureRequest) -> Iterator[BackendHarness]:
+    from .sandbox_harness import ews_harness
+
+    yield ews_harness(request.getfixturevalue("sandbox"), "delegate")
+
+
 #: One line per backend.
 HARNESSES: dict[str, HarnessFactory] = {
     "memory": memory_harness,
     "graph": graph_on_sandbox,
+    "ews-impersonation": ews_impersonation,
+    "ews-delegate": ews_delegate,
 }
 
 

@@ -1,11 +1,15 @@
-"""Contract harnesses for the backends that talk to the emulated tenant (today Graph; EWS next): the
-server's view comes straight from the sandbox's store, so tests check what Exchange would hold."""
+"""Contract harnesses for the backends that talk to the emulated tenant (Graph, and EWS with impersonation
+or delegate access): the server's view comes straight from the sandbox's store, so tests check what
+Exchange would hold."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, tzinfo
 from zoneinfo import ZoneInfo
 
+from adapters.ews.backend import EwsBackend
+from adapters.ews.config import EwsConfig
 from adapters.graph.backend import GraphBackend
 from adapters.graph.config import GraphConfig
 from connector.backend import CalendarBackend
@@ -106,3 +110,43 @@ def graph_config(sandbox: Sandbox, zone: tzinfo = HARNESS_ZONE, **overrides: obj
 
 def graph_harness(sandbox: Sandbox) -> SandboxHarness:
     return SandboxHarness(sandbox, GraphBackend(graph_config(sandbox)))
+
+
+# -- EWS ------------------------------------------------------------------------------------------------
+
+#: The demo tenant's service accounts (sandbox/demo.toml).
+EWS_SERVICE = ("svc-planning@contoso.example", "Sandbox-Pa55!")
+EWS_DELEGATE = ("svc-delegate@contoso.example", "Delegate-Pa55!")
+
+
+def ews_config(sandbox: Sandbox, zone: tzinfo = HARNESS_ZONE, **overrides: object) -> EwsConfig:
+    values: dict[str, object] = {
+        "url": sandbox.ews_url,
+        "method": "impersonation",
+        "auth": "basic",
+        "version": "2019",
+        "username": EWS_SERVICE[0],
+        "password": EWS_SERVICE[1],
+        "all_day_zone": str(zone),
+        "max_retry_wait_s": 5.0,
+    }
+    values.update(overrides)
+    return EwsConfig(**values)  # type: ignore[arg-type]
+
+
+class EwsDelegateHarness(SandboxHarness):
+    """Delegate access: the service account holds editor rights on every mailbox the test provisions."""
+
+    def target(self, address: str) -> Target:
+        target = super().target(address)
+        accounts = self.sandbox.tenant.service_accounts
+        account = accounts[EWS_DELEGATE[0]]
+        accounts[EWS_DELEGATE[0]] = replace(account, delegate=account.delegate | {target.address})
+        return target
+
+
+def ews_harness(sandbox: Sandbox, method: str) -> SandboxHarness:
+    if method == "delegate":
+        config = ews_config(sandbox, method="delegate", username=EWS_DELEGATE[0], password=EWS_DELEGATE[1])
+        return EwsDelegateHarness(sandbox, EwsBackend(config))
+    return SandboxHarness(sandbox, EwsBackend(ews_config(sandbox, method=method)))
