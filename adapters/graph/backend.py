@@ -49,7 +49,8 @@ class GraphBackend:
         self.config = config
         self.max_batch = config.batch_size
         self.connection = connection or GraphConnection(config)
-        self.gate = gate or MailboxGate(
+        self.gate = gate or MailboxGate.shared(
+            (config.base_url, config.tenant_id, config.client_id),
             per_mailbox=config.requests_per_mailbox,
             total=config.max_requests,
             max_wait=config.max_retry_wait_s,

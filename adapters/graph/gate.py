@@ -9,11 +9,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 from connector.errors import ThrottledError
 
 
 class MailboxGate:
+    _shared: ClassVar[dict[tuple[str, ...], MailboxGate]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def shared(cls, key: tuple[str, ...], *, per_mailbox: int, total: int, max_wait: float) -> MailboxGate:
+        """The process-wide gate for one app on one Graph endpoint. A Retry-After concerns the app and
+        the mailbox, not one backend object: every backend of the process built for the same app must
+        honour it (a worker builds one per run)."""
+        with cls._shared_lock:
+            gate = cls._shared.get(key)
+            if gate is None:
+                gate = cls._shared[key] = cls(per_mailbox=per_mailbox, total=total, max_wait=max_wait)
+            return gate
+
     def __init__(
         self,
         *,
