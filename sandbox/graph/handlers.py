@@ -5,6 +5,7 @@ same code; the caller has already authenticated and admitted the request."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -140,12 +141,11 @@ def _view(call: Call, *, default_utc: bool) -> tuple[str | None, str | None, dic
     if "idtype" in prefer:
         applied.append(f'IdType="{prefer["idtype"]}"')
     if "outlook.timezone" in prefer:
-        try:
+        # Graph ignores a zone it does not know and answers in the default.
+        with contextlib.suppress(GraphError):
             zone = convert.iana_zone(prefer["outlook.timezone"])
             label = prefer["outlook.timezone"]
             applied.append(f'outlook.timezone="{label}"')
-        except GraphError:
-            pass  # Graph ignores a zone it does not know and answers in the default
     if "outlook.body-content-type" in prefer:
         applied.append(f'outlook.body-content-type="{prefer["outlook.body-content-type"]}"')
     return zone, label, {"Preference-Applied": ", ".join(applied)} if applied else {}
