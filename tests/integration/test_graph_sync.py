@@ -7,110 +7,44 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from adapters.graph.backend import GraphBackend
-from adapters.source.inline import StaticTargets
 from adapters.state import open_store
-from connector.models import Rejected, ScheduleEntry, Target, TimedSpan
-from connector.ownership import PROPERTY_SET, SOURCE_KEY
-from connector.render import RenderRules
+from connector.models import ScheduleEntry
 from connector.state import MailboxStatus, RunStatus, StateStore, SyncMode
-from connector.sync import RunReport, SyncEngine, SyncRequest
-from connector.window import Window
+from connector.sync import SyncEngine
 from sandbox.conditions import Fault
 from sandbox.requestlog import LogEntry
 from sandbox.server import Sandbox
-from sandbox.tenant import AppRegistration, Mailbox, prop_key
+from sandbox.tenant import AppRegistration
 from tests.contract.sandbox_harness import graph_config
-
-PARIS = ZoneInfo("Europe/Paris")
-TODAY = date(2027, 3, 1)
-TAG = prop_key(PROPERTY_SET, SOURCE_KEY)
-
-
-class ListSource:
-    def __init__(self, entries: list[ScheduleEntry]) -> None:
-        self.entries = entries
-
-    def describe(self) -> str:
-        return "a list in the test"
-
-    def read(self, window: Window) -> Iterator[ScheduleEntry | Rejected]:
-        return iter(list(self.entries))
-
-
-def mailboxes(count: int) -> list[str]:
-    return [f"load{i:02}@contoso.example" for i in range(count)]
-
-
-def entries_for(addresses: list[str], per_mailbox: int) -> list[ScheduleEntry]:
-    out = []
-    for address in addresses:
-        for n in range(per_mailbox):
-            day = TODAY + timedelta(days=n % 40)
-            start = datetime.combine(day, time(8 + n % 3 * 4), PARIS)
-            out.append(
-                ScheduleEntry(
-                    f"{address.split('@')[0]}-{n:03}",
-                    address,
-                    TimedSpan(start, start + timedelta(hours=4), "Europe/Paris"),
-                    f"Schicht {n} – Früh ✓",
-                )
-            )
-    return out
-
-
-def engine(
-    sandbox: Sandbox, store: StateStore, entries: list[ScheduleEntry], addresses: list[str], **config: object
-) -> SyncEngine:
-    return SyncEngine(
-        source=ListSource(entries),
-        targets=StaticTargets([Target(a, a) for a in addresses], "test"),
-        store=store,
-        backend=GraphBackend(graph_config(sandbox, PARIS, **config)),
-        rules=RenderRules(host_app="Planning"),
-        window=lambda: Window.around(TODAY, PARIS, days_before=0, days_after=60),
-    )
+from tests.integration.whole_sync import (
+    PARIS,
+    entries_for,
+    mailboxes,
+    provision,
+    run,
+    sync_engine,
+    tagged_counts,
+    writes_by_mailbox,
+)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[StateStore]:
+    """A fresh SQLite state store (this module's own: the folder's ``store`` fixture is parametrized)."""
     opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     yield opened
     opened.close()
 
 
-def provision(sandbox: Sandbox, addresses: list[str]) -> None:
-    for address in addresses:
-        sandbox.tenant.add_mailbox(Mailbox(address))
-
-
-def run(built: SyncEngine, mode: SyncMode = SyncMode.FAST, threads: int = 8) -> RunReport:
-    try:
-        return built.run(SyncRequest(mode=mode), threads=threads)
-    finally:
-        built.backend.close()
-
-
-def tagged_counts(sandbox: Sandbox, address: str) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for item in sandbox.tenant.items(address, None):
-        if (key := item.prop(TAG)) is not None:
-            counts[key] += 1
-    return counts
-
-
-def writes_by_mailbox(entries: list[LogEntry]) -> dict[str | None, int]:
-    counts: dict[str | None, int] = defaultdict(int)
-    for entry in entries:
-        if entry.write:
-            counts[entry.mailbox] += 1
-    return counts
+def engine(
+    sandbox: Sandbox, store: StateStore, entries: list[ScheduleEntry], addresses: list[str], **config: object
+) -> SyncEngine:
+    return sync_engine(store, entries, addresses, GraphBackend(graph_config(sandbox, PARIS, **config)))
 
 
 def test_fifty_mailboxes_of_a_hundred_entries_take_five_write_requests_each_then_none(
@@ -122,7 +56,7 @@ def test_fifty_mailboxes_of_a_hundred_entries_take_five_write_requests_each_then
     first = run(engine(sandbox, store, entries, addresses))
     assert first.run.status is RunStatus.SUCCEEDED, first.run
     assert first.run.counts.created == 5000
-    writes = writes_by_mailbox(sandbox.log.entries())
+    writes = writes_by_mailbox(sandbox)
     assert set(writes) == set(addresses)
     assert max(writes.values()) <= 5  # ceil(100 / 20)
     throttled = [
