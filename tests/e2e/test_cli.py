@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,3 +174,34 @@ def test_a_missing_sandbox_tenant_file_is_a_settings_error_not_a_traceback(site:
     doc = run_json(site, "sync", expect=2)
     assert doc["problems"][0].startswith("backend.graph.sandbox: tenant file")
     assert "Traceback" not in run(site, "sync", expect=2).stderr
+
+
+def test_a_sync_on_a_terminal_shows_progress(site: Path) -> None:
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR")}
+    environ.update(TERM="xterm", COLUMNS="120")
+    process = subprocess.Popen(
+        [str(CONNECTOR), "sync"], cwd=site, env=environ, stdin=secondary, stdout=secondary, stderr=secondary
+    )
+    os.close(secondary)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert process.wait(timeout=60) == 0
+    os.close(primary)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode("utf-8", "replace"))  # colours, cursor moves
+    assert "Syncing mailboxes" in text or "Synced " in text  # the live bar, redrawn as mailboxes finish
+    assert "/21" in text.replace(" ", "")  # done/total
+    assert "464 created" in text
