@@ -205,3 +205,33 @@ def test_a_sync_on_a_terminal_shows_progress(site: Path) -> None:
     assert "Syncing mailboxes" in text or "Synced " in text  # the live bar, redrawn as mailboxes finish
     assert "/21" in text.replace(" ", "")  # done/total
     assert "464 created" in text
+
+
+@pytest.mark.postgres
+def test_the_state_can_live_in_postgresql(site: Path) -> None:
+    """Production keeps the state in PostgreSQL: the same two syncs through the CLI, state on the real
+    server (a fresh database, dropped afterwards)."""
+    import uuid
+
+    import psycopg
+
+    admin = os.environ.get("CONNECTOR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    name = f"connector_e2e_{uuid.uuid4().hex[:10]}"
+    plain = admin.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        connection = psycopg.connect(plain, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is needed for this test and is not reachable: {exc}")
+    with connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {"CONNECTOR__STATE__URL": admin.rsplit("/", 1)[0] + f"/{name}"}
+        first = run_json(site, "sync", env=env)
+        assert first["created"] == 464 and first["status"] == "succeeded"
+        again = run_json(site, "sync", env=env)
+        assert (again["created"], again["updated"], again["deleted"], again["unchanged"]) == (0, 0, 0, 464)
+        status = run_json(site, "status", env=env)
+        assert status["quarantined"] == 7 and status["last_run"]["run_id"] == again["run_id"]
+    finally:
+        with psycopg.connect(plain, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
