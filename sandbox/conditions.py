@@ -103,6 +103,12 @@ class Conditions:
                     raise ValueError(f"unknown condition {key!r}")
                 setattr(self, key, value)
 
+    def reseed(self, seed: int) -> None:
+        """Make fault draws and jitter repeatable from here on (tests)."""
+        with self._lock:
+            self.seed = seed
+            self._random = random.Random(seed)
+
     def add_fault(self, fault: Fault) -> None:
         with self._lock:
             self.faults.append(fault)
