@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.models import AllDaySpan, Create, Delete, Op, Span, Update
-from connector.state import Counts, MailboxHealth, MailboxResult, QuarantineEntry, RunRecord
+from connector.state import COUNT_NAMES, Counts, MailboxHealth, MailboxResult, QuarantineEntry, RunRecord
 from connector.sync import Loaded, MailboxPreview, RunReport
 from connector.window import Window
 
-COUNT_KEYS = ("created", "updated", "deleted", "unchanged", "adopted", "failed", "quarantined")
+COUNT_KEYS = COUNT_NAMES
 
 
 def _iso(value: datetime | None) -> str | None:

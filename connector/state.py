@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Protocol
 
@@ -51,19 +51,15 @@ class Counts:
     quarantined: int = 0
 
     def __add__(self, other: Counts) -> Counts:
-        return Counts(
-            created=self.created + other.created,
-            updated=self.updated + other.updated,
-            deleted=self.deleted + other.deleted,
-            unchanged=self.unchanged + other.unchanged,
-            adopted=self.adopted + other.adopted,
-            failed=self.failed + other.failed,
-            quarantined=self.quarantined + other.quarantined,
-        )
+        return Counts(**{name: getattr(self, name) + getattr(other, name) for name in COUNT_NAMES})
 
     @property
     def writes(self) -> int:
         return self.created + self.updated + self.deleted
+
+
+#: The names of the counts, in the order reports and tables show them.
+COUNT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Counts))
 
 
 @dataclass(frozen=True, slots=True)

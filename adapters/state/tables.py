@@ -13,6 +13,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from adapters.state.types import UTCDateTime
+from connector.state import COUNT_NAMES
 
 # Fixed constraint names keep migrations reproducible and droppable on both databases.
 NAMING_CONVENTION = {
@@ -32,6 +33,18 @@ class StateModel(SQLModel, registry=registry(metadata=MetaData(naming_convention
 metadata: MetaData = StateModel.metadata
 
 
+class CountColumns(StateModel):
+    """The counts of ``connector.state.Counts``, as columns of every table that keeps some."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    adopted: int = 0
+    failed: int = 0
+    quarantined: int = 0
+
+
 class MappingRow(StateModel, table=True):
     __tablename__ = "mapping"
 
@@ -46,7 +59,7 @@ class MappingRow(StateModel, table=True):
     last_pushed: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class RunRow(StateModel, table=True):
+class RunRow(CountColumns, table=True):
     __tablename__ = "run"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -59,16 +72,9 @@ class RunRow(StateModel, table=True):
     mailboxes_total: int
     mailboxes_done: int = 0
     error: str | None = Field(default=None, sa_type=Text)
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    adopted: int = 0
-    failed: int = 0
-    quarantined: int = 0
 
 
-class RunMailboxRow(StateModel, table=True):
+class RunMailboxRow(CountColumns, table=True):
     """One mailbox's outcome in one run. Keyed by (run, mailbox) so a redelivered result replaces the
     first instead of being counted twice."""
 
@@ -79,13 +85,6 @@ class RunMailboxRow(StateModel, table=True):
     )
     mailbox: str = Field(primary_key=True)
     status: str
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    adopted: int = 0
-    failed: int = 0
-    quarantined: int = 0
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime = Field(sa_type=UTCDateTime)
     error_code: str | None = Field(default=None)
@@ -94,7 +93,7 @@ class RunMailboxRow(StateModel, table=True):
     op_errors: str = Field(default="[]", sa_type=Text)
 
 
-class MailboxHealthRow(StateModel, table=True):
+class MailboxHealthRow(CountColumns, table=True):
     __tablename__ = "mailbox_health"
 
     mailbox: str = Field(primary_key=True)
@@ -105,13 +104,6 @@ class MailboxHealthRow(StateModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error_code: str | None = Field(default=None)
     error: str | None = Field(default=None, sa_type=Text)
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    adopted: int = 0
-    failed: int = 0
-    quarantined: int = 0
 
 
 class QuarantineRow(StateModel, table=True):
@@ -127,12 +119,4 @@ class QuarantineRow(StateModel, table=True):
     last_seen: datetime = Field(sa_type=UTCDateTime)
 
 
-COUNT_COLUMNS: tuple[str, ...] = (
-    "created",
-    "updated",
-    "deleted",
-    "unchanged",
-    "adopted",
-    "failed",
-    "quarantined",
-)
+COUNT_COLUMNS = COUNT_NAMES
