@@ -32,6 +32,7 @@ from tests.integration.whole_sync import (
     mailboxes,
     provision,
     run,
+    run_until_settled,
     tagged_counts,
     writes_by_mailbox,
 )
@@ -142,11 +143,7 @@ def test_server_busy_on_a_fifth_of_requests_converges_without_duplicates(
     entries = entries_for(addresses, 60)
     sandbox.conditions.reseed(20261121)
     sandbox.conditions.add_fault(Fault("server_busy", probability=0.2, face="ews", retry_after=2.0))
-    report = run(engine(store, entries, addresses, ews(sandbox)))
-    for _ in range(4):  # whatever a run left for later (back-offs beyond the wait limit)
-        if report.run.status is RunStatus.SUCCEEDED:
-            break
-        report = run(engine(store, entries, addresses, ews(sandbox)))
+    report = run_until_settled(lambda: engine(store, entries, addresses, ews(sandbox)))
     assert report.run.status is RunStatus.SUCCEEDED
     assert sandbox.log.entries(lambda e: e.fault == "server_busy")  # the faults really fired
     sandbox.conditions.clear_faults()
