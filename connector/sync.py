@@ -261,10 +261,12 @@ class SyncEngine:
 
         # One mailbox per thread at a time; never two threads on one mailbox (DESIGN §5).
         with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="sync") as pool:
+            results = []
             for result in pool.map(one, loaded.selected):
+                results.append(result)
                 if on_mailbox:
                     on_mailbox(result)
-        record = self.store.finish_run(run_id, status=_run_status(self.store.run(run_id)))
+        record = self.store.finish_run(run_id, status=_run_status(results))
         return RunReport(record, loaded, tuple(quarantine))
 
     def _record_quarantine(self, loaded: Loaded) -> list[QuarantineEntry]:
@@ -318,8 +320,7 @@ class SyncEngine:
         )
 
 
-def _run_status(record: RunRecord | None) -> RunStatus:
-    results = record.results if record else ()
+def _run_status(results: Sequence[MailboxResult]) -> RunStatus:
     if not results:
         return RunStatus.SUCCEEDED
     failed = sum(1 for r in results if r.status is MailboxStatus.FAILED)
