@@ -36,7 +36,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 typecheck: venv
-	$(VENV)/bin/mypy connector adapters app sandbox tests benchmarks examples
+	$(VENV)/bin/mypy connector adapters app jobs sandbox tests benchmarks examples
 
 check-services:
 	@bash scripts/ensure-services.sh

@@ -44,7 +44,7 @@ else:
 imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 class Source:
     def describe(self): return "benchmark"
-    def read(self, window):
+    def read(self, window, owner=None):
         for n in range(100):
             start = datetime.combine(date(2027, 3, 1) + timedelta(days=n % 30), clock(8), paris)
             yield ScheduleEntry(f"K{n}", address, TimedSpan(start, start + timedelta(hours=8), "Europe/Paris"), f"Shift {n}")

@@ -18,8 +18,12 @@ class ScheduleSource(Protocol):
         """Where entries come from, for status output (never containing secrets)."""
         ...
 
-    def read(self, window: Window) -> Iterator[ScheduleEntry | Rejected]:
-        """Entries that may overlap ``window`` (a source may return more; the core filters)."""
+    def read(self, window: Window, owner: str | None = None) -> Iterator[ScheduleEntry | Rejected]:
+        """Entries that may overlap ``window`` (a source may return more; the core filters).
+
+        With ``owner`` (an owner key, or a mailbox address when owners are addresses), only that
+        owner's entries are needed: a source that can narrow its read (a SQL query with ``:owner``)
+        should, so a one-mailbox job does not read the whole source. Others may ignore it."""
         ...
 
 

@@ -53,7 +53,7 @@ class CsvScheduleSource:
     def describe(self) -> str:
         return f"CSV file {self._path}"
 
-    def read(self, window: Window) -> Iterator[ScheduleEntry | Rejected]:
+    def read(self, window: Window, owner: str | None = None) -> Iterator[ScheduleEntry | Rejected]:
         # The window is ignored: the core filters, and a file holds no index to narrow the read.
         rows = _csv_rows(self._path, ENTRY_COLUMNS, ENTRY_REQUIRED_COLUMNS)
         return entries_from_rows(rows, self._default_zone)
@@ -67,7 +67,7 @@ class JsonScheduleSource:
     def describe(self) -> str:
         return f"JSON file {self._path}"
 
-    def read(self, window: Window) -> Iterator[ScheduleEntry | Rejected]:
+    def read(self, window: Window, owner: str | None = None) -> Iterator[ScheduleEntry | Rejected]:
         return entries_from_rows(_json_rows(self._path, ENTRY_COLUMNS, "entries"), self._default_zone)
 
 

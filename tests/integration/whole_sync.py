@@ -32,7 +32,7 @@ class ListSource:
     def describe(self) -> str:
         return "a list in the test"
 
-    def read(self, window: Window) -> Iterator[ScheduleEntry | Rejected]:
+    def read(self, window: Window, owner: str | None = None) -> Iterator[ScheduleEntry | Rejected]:
         return iter(list(self.entries))
 
 
