@@ -7,6 +7,8 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Compiled once at install: every CLI start, worker and test subprocess then imports faster.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test lint typecheck check-services venv clean
 

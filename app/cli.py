@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import bootstrap, report
+from app.jobs import JobSystem, build_jobs, in_process_worker
 from connector.errors import ConnectorError, SettingsError, UsageError
-from connector.state import MailboxResult, RunStatus, SyncMode
-from connector.sync import SyncRequest
+from connector.state import QuarantineEntry, RunRecord, RunStatus, SyncMode
+from connector.sync import RunReport, SyncRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
 
@@ -123,41 +124,96 @@ def sync(
     all_mailboxes: Annotated[
         bool, typer.Option("--all", help="List every mailbox, not only changed ones.")
     ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="With Redis: queue the run, print its id and return at once."),
+    ] = False,
 ) -> None:
-    """Sync now: push new, changed and removed entries to the calendars."""
+    """Sync now: push new, changed and removed entries to the calendars.
+
+    On the embedded default the run's jobs execute inside this command; with [jobs] redis_url set they
+    are queued for the `connector worker` processes and this command follows the run."""
     request = _request(user, verify=verify, force=force)
-    with _container(settings, as_json) as container:
-        console = _console()
-        show_progress = not as_json and sys.stderr.isatty()
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not show_progress,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("Syncing mailboxes", total=None)
-
-            def started(total: int) -> None:
-                progress.update(task, total=total)
-
-            def done(result: MailboxResult) -> None:
-                progress.update(task, advance=1, description=f"Synced {result.mailbox}")
-
-            outcome = container.engine.run(
-                request, on_start=started, on_mailbox=done, threads=container.settings.backend.max_threads
+    with _job_system(settings, as_json) as system:
+        if no_wait and system.in_process:
+            _fail(
+                UsageError(
+                    "--no-wait needs a worker to run the jobs",
+                    fix="set [jobs] redis_url and start `connector worker`, or leave out --no-wait",
+                ),
+                as_json,
+                EXIT_USAGE,
             )
-        if as_json:
-            _emit(report.sync_json(outcome))
-        else:
-            report.print_sync(console, outcome, all_mailboxes=all_mailboxes)
+        with ExitStack() as stack:
+            stalled = stack.enter_context(in_process_worker(system)) if system.in_process else None
+            run_id = system.runs.submit(request)
+            if no_wait:
+                _emit({"run_id": run_id}) if as_json else _console().print(f"Run {run_id} queued.")
+                return
+            record = _follow(system, run_id, stalled, show=not as_json and sys.stderr.isatty())
+        quarantine = _run_quarantine(system, record, partial=bool(request.users))
+    outcome = RunReport(record, None, tuple(quarantine))
+    if as_json:
+        _emit(report.sync_json(outcome))
+    else:
+        report.print_sync(_console(), outcome, all_mailboxes=all_mailboxes)
     status = outcome.run.status
     if status is RunStatus.BLOCKED:
         raise typer.Exit(EXIT_BLOCKED)
     if status in (RunStatus.FAILED, RunStatus.PARTIAL):
         raise typer.Exit(EXIT_FAILED)
+
+
+@contextmanager
+def _job_system(settings_file: Path | None, as_json: bool) -> Iterator[JobSystem]:
+    try:
+        settings = bootstrap.read_settings(bootstrap.settings_path(settings_file))
+        system = build_jobs(settings)
+    except ConnectorError as exc:
+        _fail(exc, as_json, EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED)
+    try:
+        yield system
+    except UsageError as exc:
+        _fail(exc, as_json, EXIT_USAGE)
+    except ConnectorError as exc:
+        _fail(exc, as_json, EXIT_FAILED)
+    finally:
+        system.close()
+
+
+def _follow(system: JobSystem, run_id: int, stalled: Callable[[], bool] | None, *, show: bool) -> RunRecord:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("Reading the source", total=None)
+
+        def update(record: RunRecord) -> None:
+            if record.status is RunStatus.QUEUED:
+                progress.update(task, description="Waiting for a worker")
+            elif record.status is RunStatus.RUNNING:
+                latest = max(record.results, key=lambda r: r.finished_at, default=None)
+                progress.update(
+                    task,
+                    total=record.mailboxes_total,
+                    completed=record.mailboxes_done,
+                    description=f"Synced {latest.mailbox}" if latest else "Syncing mailboxes",
+                )
+
+        return system.runs.wait(run_id, on_progress=update if show else None, stalled=stalled)
+
+
+def _run_quarantine(system: JobSystem, record: RunRecord, *, partial: bool) -> list[QuarantineEntry]:
+    entries = system.store.quarantine()
+    if not partial:
+        return entries
+    mailboxes = {r.mailbox for r in record.results}
+    return [q for q in entries if q.mailbox in mailboxes]
 
 
 @cli.command()

@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.models import AllDaySpan, Create, Delete, Op, Span, Update
-from connector.state import COUNT_NAMES, Counts, MailboxHealth, MailboxResult, QuarantineEntry, RunRecord
+from connector.state import (
+    COUNT_NAMES,
+    Counts,
+    MailboxHealth,
+    MailboxResult,
+    QuarantineEntry,
+    RunRecord,
+    RunStatus,
+)
 from connector.sync import Loaded, MailboxPreview, RunReport
 from connector.window import Window
 
@@ -189,7 +197,7 @@ def _count_table(title: str, rows: Sequence[tuple[str, str, Counts, str]]) -> Ta
 
 def print_sync(console: Console, report: RunReport, *, all_mailboxes: bool = False) -> None:
     run = report.run
-    if report.loaded is None:
+    if run.status is RunStatus.FAILED and not run.results:
         console.print(f"[red]Run {run.id} failed:[/red] {run.error}")
         return
     interesting = [

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from connector.backend import CalendarBackend, OpOutcome
-from connector.errors import MAILBOX_FATAL, ConnectorError, EventNotFoundError
+from connector.errors import MAILBOX_FATAL, ConnectorError, EventNotFoundError, TransientError
 from connector.models import (
     Create,
     Delete,
@@ -53,6 +53,8 @@ class MailboxExecution:
         self.created = self.updated = self.deleted = self.failed = 0
         self.quarantined = quarantined
         self.op_errors: list[tuple[str, str]] = []
+        self.retryable = False
+        self.retry_after: float | None = None
 
     def counts(self) -> Counts:
         return Counts(
@@ -77,6 +79,8 @@ class MailboxExecution:
             error_code=code or (error.code if error else None),
             error=str(error) if error else None,
             op_errors=tuple(self.op_errors),
+            retryable=self.retryable,
+            retry_after=self.retry_after,
         )
 
     def run(self) -> MailboxResult:
@@ -97,6 +101,7 @@ class MailboxExecution:
         except MAILBOX_FATAL as exc:
             return self.result(MailboxStatus.FAILED, exc)
         except _BatchFailed as stop:
+            self._note_passing(stop.cause)
             return self.result(MailboxStatus.FAILED, stop.cause)
         return self.result(MailboxStatus.OK)
 
@@ -149,11 +154,20 @@ class MailboxExecution:
             else:
                 self.failed += 1
                 self.op_errors.append((op.source_key, str(outcome.error)))
+                self._note_passing(outcome.error)
         if saves:
             self.store.save_mappings(saves)
         if drops:
             self.store.delete_mappings(self.target.address, drops)
         return recreate
+
+    def _note_passing(self, error: ConnectorError | None) -> None:
+        """Remember a passing failure, and the longest wait the server asked for, so the job layer can
+        retry the mailbox when the server is ready (DESIGN §5)."""
+        if isinstance(error, TransientError):
+            self.retryable = True
+            if error.retry_after is not None:
+                self.retry_after = max(self.retry_after or 0.0, error.retry_after)
 
     def _bounds(self, spec: EventSpec) -> tuple[datetime, datetime]:
         return spec.span.utc_bounds(self.window.zone)

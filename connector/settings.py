@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -334,6 +335,139 @@ class SyncSection(_Section):
     delete_guard_min: int = Field(5, ge=1, json_schema_extra=_fix("a whole number of events, at least 1"))
 
 
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
+
+
+def _check_cron(value: str) -> str:
+    """Shape only (five fields of cron characters); the scheduler checks values when it starts, since
+    the core does not import a scheduling library. An empty string turns the schedule off."""
+    fields = value.split()
+    if not value.strip():
+        return ""
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
+    return " ".join(fields)
+
+
+class JobsSection(_Section):
+    """Background work (DESIGN §5). Without ``redis_url`` everything runs inside the command that asked
+    for it, on Dramatiq's in-process stub broker: the embedded default."""
+
+    redis_url: SecretStr | None = Field(
+        None,
+        json_schema_extra=_fix("redis://host:6379/0 (or rediss:// for TLS); leave unset to run in-process"),
+    )
+    namespace: str = Field(
+        "connector",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        json_schema_extra=_fix("letters, digits, _ . - (up to 64); one per installation sharing a Redis"),
+    )
+    processes: int = Field(1, ge=1, le=64, json_schema_extra=_fix("worker processes, 1 to 64"))
+    mailbox_time_limit_s: int = Field(
+        1800, ge=10, le=86_400, json_schema_extra=_fix("seconds one mailbox's sync may take, 10 to 86400")
+    )
+    run_time_limit_s: int = Field(
+        900, ge=10, le=86_400, json_schema_extra=_fix("seconds reading the source may take, 10 to 86400")
+    )
+    max_retries: int = Field(5, ge=0, le=100, json_schema_extra=_fix("a whole number from 0 to 100"))
+    min_backoff_s: float = Field(15.0, gt=0, le=3600, json_schema_extra=_fix("seconds, up to 3600"))
+    max_backoff_s: float = Field(900.0, gt=0, le=86_400, json_schema_extra=_fix("seconds, up to 86400"))
+    lock_ttl_s: int = Field(
+        30, ge=5, le=600, json_schema_extra=_fix("seconds a dead worker's mailbox lock lasts, 5 to 600")
+    )
+    heartbeat_timeout_s: int = Field(
+        20,
+        ge=5,
+        le=600,
+        json_schema_extra=_fix("seconds of silence after which a worker counts as dead, 5 to 600"),
+    )
+    maintenance_chance: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        json_schema_extra=_fix("the share of broker calls that also look for dead workers, e.g. 0.1"),
+    )
+    shutdown_timeout_s: int = Field(
+        600, ge=1, le=86_400, json_schema_extra=_fix("seconds a stopping worker waits for running syncs")
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("the Redis URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> JobsSection:
+        if self.min_backoff_s > self.max_backoff_s:
+            raise ValueError("jobs.min_backoff_s is larger than jobs.max_backoff_s — swap them")
+        return self
+
+
+class ScheduleSection(_Section):
+    """``connector scheduler``: cron expressions in ``timezone`` (default: the connector's zone)."""
+
+    timezone: str | None = Field(None, json_schema_extra=_fix("an IANA zone name such as Europe/Paris"))
+    fast: str = Field(
+        "*/15 * * * *", json_schema_extra=_fix('a cron expression such as "*/15 * * * *", or "" for none')
+    )
+    verify: str = Field(
+        "0 2 * * *", json_schema_extra=_fix('a cron expression such as "0 2 * * *", or "" for none')
+    )
+
+    _cron = field_validator("fast", "verify")(_check_cron)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zone(value)
+            except KeyError:
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+ApiRight = Literal["sync", "read"]
+
+
+class ApiSection(_Section):
+    """``connector serve``: the host application's HTTP API."""
+
+    host: str = Field("127.0.0.1", json_schema_extra=_fix("an address to listen on, e.g. 0.0.0.0"))
+    port: int = Field(8080, ge=1, le=65_535, json_schema_extra=_fix("a TCP port, 1 to 65535"))
+    #: Token name → bearer token. The name (never the token) is what logs show.
+    tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        json_schema_extra=_fix('e.g. [api.tokens] planning = { env = "CONNECTOR_API_TOKEN" }'),
+    )
+    #: Token name → rights; a token without an entry has both.
+    rights: dict[str, tuple[ApiRight, ...]] = Field(
+        default_factory=dict, json_schema_extra=_fix('e.g. [api.rights] dashboard = ["read"]')
+    )
+
+    @model_validator(mode="after")
+    def _tokens(self) -> ApiSection:
+        short = sorted(n for n, t in self.tokens.items() if len(t.get_secret_value()) < 24)
+        if short:
+            raise ValueError(
+                f"api.tokens: {', '.join(short)} shorter than 24 characters"
+                " — generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        stray = sorted(set(self.rights) - set(self.tokens))
+        if stray:
+            raise ValueError(
+                f"api.rights names unknown tokens: {', '.join(stray)} — add them to [api.tokens]"
+            )
+        return self
+
+    def rights_of(self, name: str) -> frozenset[str]:
+        return frozenset(self.rights.get(name, ("sync", "read")))
+
+
 class Settings(_Section):
     connector: ConnectorSection = ConnectorSection()
     window: WindowSection = WindowSection()
@@ -343,6 +477,9 @@ class Settings(_Section):
     state: StateSection = StateSection()
     event: EventSection = EventSection()
     sync: SyncSection = SyncSection()
+    jobs: JobsSection = JobsSection()
+    schedule: ScheduleSection = ScheduleSection()
+    api: ApiSection = ApiSection()
     #: Folder relative paths are resolved against (the settings file's folder).
     base_dir: Path = Path()
     #: Where the settings came from, for messages.
@@ -436,7 +573,7 @@ def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[t
     paths: set[tuple[str, ...]] = set()
     for name, info in model.model_fields.items():
         annotation = info.annotation
-        if annotation is SecretStr or annotation == (SecretStr | None):
+        if annotation is SecretStr or annotation == (SecretStr | None) or annotation == dict[str, SecretStr]:
             paths.add((*prefix, name))
         elif (section := _section_type(annotation)) is not None:
             paths |= _secret_paths(section, (*prefix, name))
@@ -512,7 +649,9 @@ def _explain(exc: ValidationError, secret_paths: set[tuple[str, ...]]) -> list[s
         message = str(error["msg"]).removeprefix("Value error, ")
         # Secret values are never echoed, not even when they are wrong.
         shown = ""
-        if path not in secret_paths and not isinstance(error.get("input"), dict | list):
+        if not any(path[: len(p)] == p for p in secret_paths) and not isinstance(
+            error.get("input"), dict | list
+        ):
             shown = f" (got {error.get('input')!r})"
         problems.append(f"{dotted or 'settings'}: {message}{shown}" + (f" — {fix}" if fix else ""))
     return problems

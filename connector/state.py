@@ -25,6 +25,8 @@ class SyncMode(enum.StrEnum):
 
 
 class RunStatus(enum.StrEnum):
+    #: Accepted (by the API or the scheduler) and waiting for a worker to read the source.
+    QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     #: Some mailboxes failed or were blocked; the others synced.
@@ -32,6 +34,10 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     #: The delete guard stopped the run (or some mailboxes); ``--force`` lets it go on.
     BLOCKED = "blocked"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 class MailboxStatus(enum.StrEnum):
@@ -73,6 +79,25 @@ class MailboxResult:
     error: str | None = None
     #: Per-op failures: (source key, reason).
     op_errors: tuple[tuple[str, str], ...] = ()
+    #: Some of the failures were passing ones (throttling, timeouts): the job layer retries the mailbox.
+    #: Not stored: a retried mailbox gets a new result.
+    retryable: bool = False
+    #: The longest wait a server asked for (Retry-After, BackOffMilliseconds), in seconds.
+    retry_after: float | None = None
+
+
+def run_status(results: Sequence[MailboxResult]) -> RunStatus:
+    """A finished run's status from its mailboxes' results."""
+    if not results:
+        return RunStatus.SUCCEEDED
+    failed = sum(1 for r in results if r.status is MailboxStatus.FAILED)
+    if failed == len(results):
+        return RunStatus.FAILED
+    if failed or any(r.counts.failed for r in results):
+        return RunStatus.PARTIAL
+    if any(r.status is MailboxStatus.BLOCKED for r in results):
+        return RunStatus.BLOCKED
+    return RunStatus.SUCCEEDED
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +153,16 @@ class StateStore(Protocol):
     def delete_mappings(self, mailbox: str, source_keys: Sequence[str]) -> None: ...
 
     # -- runs ----------------------------------------------------------------------------------
-    def start_run(self, *, trigger: str, mode: SyncMode, forced: bool, mailboxes_total: int) -> int: ...
+    def start_run(
+        self, *, trigger: str, mode: SyncMode, forced: bool, mailboxes_total: int, queued: bool = False
+    ) -> int:
+        """A new run, RUNNING (or QUEUED when a worker will read the source later)."""
+        ...
+
+    def begin_run(self, run_id: int, *, mailboxes_total: int) -> RunRecord:
+        """A queued run's source has been read: it is RUNNING over ``mailboxes_total`` mailboxes. A run
+        already past that point (a redelivered job) keeps its status."""
+        ...
 
     def record_mailbox_result(self, run_id: int, result: MailboxResult) -> None:
         """Store one mailbox's outcome in the run and update that mailbox's health."""
@@ -136,6 +170,11 @@ class StateStore(Protocol):
 
     def finish_run(self, run_id: int, *, status: RunStatus, error: str | None = None) -> RunRecord:
         """Close the run; its counts are the sum of its mailbox results."""
+        ...
+
+    def finish_run_if_complete(self, run_id: int) -> RunRecord | None:
+        """Close a RUNNING run once every mailbox has a result (status from ``run_status``); ``None``
+        while mailboxes are outstanding. Safe to call from several workers at once: one closes it."""
         ...
 
     def run(self, run_id: int) -> RunRecord | None: ...

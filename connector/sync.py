@@ -19,7 +19,7 @@ from datetime import datetime
 from connector.backend import CalendarBackend
 from connector.diff import diff
 from connector.directory import Directory
-from connector.errors import ConnectorError, UsageError
+from connector.errors import ConnectorError, TransientError, UsageError
 from connector.execution import MailboxExecution
 from connector.guard import DeleteGuard
 from connector.models import (
@@ -42,6 +42,7 @@ from connector.state import (
     RunStatus,
     StateStore,
     SyncMode,
+    run_status,
 )
 from connector.window import Window
 
@@ -266,8 +267,58 @@ class SyncEngine:
                 results.append(result)
                 if on_mailbox:
                     on_mailbox(result)
-        record = self.store.finish_run(run_id, status=_run_status(results))
+        record = self.store.finish_run(run_id, status=run_status(results))
         return RunReport(record, loaded, tuple(quarantine))
+
+    # -- the same run as background jobs: one fan-out, then one job per mailbox ---------------------
+    def open_run(self, run_id: int, request: SyncRequest) -> Loaded | None:
+        """The fan-out step of a queued run: read the source whole, record the quarantine and how many
+        mailboxes the run covers. ``None`` when the source (or the target directory) cannot be read:
+        the run is then FAILED and nothing is deleted anywhere. ``UsageError`` for a bad user list."""
+        try:
+            loaded = self.load(request)
+        except UsageError as exc:
+            self.store.finish_run(run_id, status=RunStatus.FAILED, error=str(exc))
+            raise
+        except ConnectorError as exc:
+            self.store.finish_run(run_id, status=RunStatus.FAILED, error=str(exc))
+            return None
+        self._record_quarantine(loaded)
+        self.store.begin_run(run_id, mailboxes_total=len(loaded.selected))
+        return loaded
+
+    def sync_one(
+        self, address: str, request: SyncRequest, *, source_items: int | None = None
+    ) -> MailboxResult:
+        """One mailbox's job: read the directory and only this mailbox's entries (a source that can
+        narrow its read by owner does), then plan and carry out. ``source_items`` is the whole source's
+        size as the fan-out saw it: an owner with no entries left is not an empty source (DESIGN §4.5).
+        Never raises for the mailbox's own failures (see ``sync_mailbox``)."""
+        started = self.clock()
+        try:
+            directory, _ = Directory.build(
+                self.targets.read_targets(), owners_are_addresses=self.owners_are_addresses
+            )
+            target = directory.resolve(address)
+            if target is None or not target.enabled:
+                return MailboxResult(
+                    mailbox=address,
+                    status=MailboxStatus.OK,
+                    counts=Counts(),
+                    started_at=started,
+                    finished_at=self.clock(),
+                    error_code="skipped",
+                    error=f"{address} is no longer an enabled target; nothing was changed",
+                )
+            window = self.window()
+            items = self.source.read(window, owner=target.owner_key)
+            prepared = prepare(items, directory, self.rules, self.limits)
+        except ConnectorError as exc:
+            return self._failed(Target(address, address), started, exc, Counts())
+        if source_items is not None:
+            prepared.source_items = source_items
+        loaded = Loaded(window, directory, prepared, (target,), partial=True)
+        return self.sync_mailbox(target, loaded, request)
 
     def _record_quarantine(self, loaded: Loaded) -> list[QuarantineEntry]:
         if not loaded.partial:
@@ -317,17 +368,6 @@ class SyncEngine:
             finished_at=self.clock(),
             error_code=exc.code,
             error=str(exc),
+            retryable=isinstance(exc, TransientError),
+            retry_after=exc.retry_after if isinstance(exc, TransientError) else None,
         )
-
-
-def _run_status(results: Sequence[MailboxResult]) -> RunStatus:
-    if not results:
-        return RunStatus.SUCCEEDED
-    failed = sum(1 for r in results if r.status is MailboxStatus.FAILED)
-    if failed == len(results):
-        return RunStatus.FAILED
-    if failed or any(r.counts.failed for r in results):
-        return RunStatus.PARTIAL
-    if any(r.status is MailboxStatus.BLOCKED for r in results):
-        return RunStatus.BLOCKED
-    return RunStatus.SUCCEEDED

@@ -34,6 +34,7 @@ from connector.state import (
     RunRecord,
     RunStatus,
     SyncMode,
+    run_status,
 )
 
 __all__ = ["SqlStateStore", "mask_url", "open_store"]
@@ -115,12 +116,14 @@ class SqlStateStore:
                 )
 
     # -- runs ----------------------------------------------------------------------------------
-    def start_run(self, *, trigger: str, mode: SyncMode, forced: bool, mailboxes_total: int) -> int:
+    def start_run(
+        self, *, trigger: str, mode: SyncMode, forced: bool, mailboxes_total: int, queued: bool = False
+    ) -> int:
         row = RunRow(
             trigger=trigger,
             mode=mode.value,
             forced=forced,
-            status=RunStatus.RUNNING.value,
+            status=(RunStatus.QUEUED if queued else RunStatus.RUNNING).value,
             started_at=utc_now(),
             mailboxes_total=mailboxes_total,
         )
@@ -153,6 +156,28 @@ class SqlStateStore:
                 setattr(run, name, getattr(run, name) + getattr(result.counts, name))
             session.add(run)
             session.exec(health_upsert(self._dialect), params=convert.health_values(run_id, result))
+
+    def begin_run(self, run_id: int, *, mailboxes_total: int) -> RunRecord:
+        with self._write() as session:
+            run = self._locked_run(session, run_id)
+            if run.status == RunStatus.QUEUED.value:
+                run.status = RunStatus.RUNNING.value
+                run.mailboxes_total = mailboxes_total
+                session.add(run)
+                session.flush()
+            return convert.to_run(run)
+
+    def finish_run_if_complete(self, run_id: int) -> RunRecord | None:
+        with self._write() as session:
+            run = self._locked_run(session, run_id)
+            if run.status != RunStatus.RUNNING.value or run.mailboxes_done < run.mailboxes_total:
+                return None
+            results = self._results(session, run_id)
+            run.status = run_status(results).value
+            run.finished_at = utc_now()
+            session.add(run)
+            session.flush()
+            return convert.to_run(run, results)
 
     def finish_run(self, run_id: int, *, status: RunStatus, error: str | None = None) -> RunRecord:
         """Close the run; its counts are the sum of its mailbox results (kept so as they arrive)."""
