@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import bootstrap, report
-from app.jobs import JobSystem, build_jobs, in_process_worker
+from app.jobs import JobSystem, build_jobs, check_users, in_process_worker
 from connector.errors import ConnectorError, SettingsError, UsageError
 from connector.state import QuarantineEntry, RunRecord, RunStatus, SyncMode
 from connector.sync import RunReport, SyncRequest
@@ -144,6 +144,7 @@ def sync(
                 as_json,
                 EXIT_USAGE,
             )
+        check_users(system.settings, request.users)
         with ExitStack() as stack:
             stalled = stack.enter_context(in_process_worker(system)) if system.in_process else None
             run_id = system.runs.submit(request)
@@ -169,6 +170,14 @@ def _job_system(settings_file: Path | None, as_json: bool) -> Iterator[JobSystem
     try:
         settings = bootstrap.read_settings(bootstrap.settings_path(settings_file))
         system = build_jobs(settings)
+        if system.in_process:
+            # Built now, not in the first job: a broken backend setting must stop the command with
+            # its message instead of becoming a job that fails and retries.
+            try:
+                system.context.services  # noqa: B018
+            except BaseException:
+                system.close()
+                raise
     except ConnectorError as exc:
         _fail(exc, as_json, EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED)
     try:
@@ -271,6 +280,142 @@ def show_config(settings: SettingsOption = None, as_json: JsonOption = False) ->
     else:
         Console().print_json(data=doc)
         Console().print(f"Settings in {loaded.origin} are valid.")
+
+
+def _needs_redis(system: JobSystem, command: str, as_json: bool = False) -> None:
+    if system.in_process:
+        _fail(
+            UsageError(
+                f"`connector {command}` needs Redis: [jobs] redis_url is not set",
+                fix="set [jobs] redis_url (or CONNECTOR__JOBS__REDIS_URL); without it `connector sync`"
+                " runs the jobs in-process",
+            ),
+            as_json,
+            EXIT_USAGE,
+        )
+    try:
+        system.coordinator.ping()
+    except Exception as exc:
+        _fail(
+            ConnectorError(
+                f"Redis is not reachable ({type(exc).__name__})",
+                fix="start Redis or correct [jobs] redis_url",
+            ),
+            as_json,
+            EXIT_FAILED,
+        )
+
+
+@cli.command()
+def worker(
+    settings: SettingsOption = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", "-t", min=1, max=64, help="Sync threads per process (default: backend.max_threads)."
+        ),
+    ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option("--processes", "-p", min=1, max=64, help="Worker processes (default: jobs.processes)."),
+    ] = None,
+) -> None:
+    """Run the Dramatiq worker pool that executes queued runs (needs [jobs] redis_url).
+
+    SIGTERM or Ctrl-C stops it gracefully: running mailbox syncs finish (up to
+    jobs.shutdown_timeout_s), prefetched jobs go back to the queue."""
+    import os
+
+    path = bootstrap.settings_path(settings).resolve()
+    env = dict(os.environ, CONNECTOR_SETTINGS=str(path))
+    if threads is not None:
+        # The thread count is also the limit the actors check themselves against (JobLimits).
+        env["CONNECTOR__BACKEND__MAX_THREADS"] = str(threads)
+    with _job_system(path, False) as system:
+        _needs_redis(system, "worker")
+        loaded = system.settings
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "app.worker_entry:broker",
+        "--processes",
+        str(processes or loaded.jobs.processes),
+        "--threads",
+        str(threads or loaded.backend.max_threads),
+        "--worker-shutdown-timeout",
+        str(loaded.jobs.shutdown_timeout_s * 1000),
+    ]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Dramatiq's own CLI manages the processes, their signals and graceful shutdown: exec it so a
+    # SIGTERM from a supervisor reaches it directly.
+    os.execve(sys.executable, argv, env)
+
+
+@cli.command()
+def scheduler(settings: SettingsOption = None) -> None:
+    """Queue runs on the cron schedule of [schedule] (needs [jobs] redis_url). Replicas are safe: each
+    firing is queued once."""
+    import signal
+    import threading
+
+    from jobs.scheduler import Scheduler, schedules
+
+    with _job_system(settings, False) as system:
+        _needs_redis(system, "scheduler")
+        try:
+            plans = schedules(system.settings.schedule, system.settings.connector.timezone)
+        except SettingsError as exc:
+            _fail(exc, False, EXIT_USAGE)
+        if not plans:
+            _fail(
+                UsageError(
+                    "no schedule is set", fix='set [schedule] fast and/or verify, e.g. fast = "*/15 * * * *"'
+                ),
+                False,
+                EXIT_USAGE,
+            )
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        for plan in plans:
+            Console(stderr=True).print(f"schedule {plan.name}: {plan.trigger}", highlight=False)
+        Scheduler(plans, system.coordinator, system.runs.submit).run(stop)
+
+
+@cli.command()
+def serve(
+    settings: SettingsOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Listen address (default: api.host).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=0, max=65535, help="TCP port (default: api.port).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API for the host application (needs [jobs] redis_url and [api.tokens]); the
+    OpenAPI document is at /openapi.json, interactive docs at /docs."""
+    import uvicorn
+
+    from app.api import create_app
+
+    with _job_system(settings, False) as system:
+        _needs_redis(system, "serve")
+        if not system.settings.api.tokens:
+            _fail(
+                UsageError(
+                    "no API token is configured, so every request would be refused",
+                    fix='add [api.tokens] planning = { env = "CONNECTOR_API_TOKEN" }',
+                ),
+                False,
+                EXIT_USAGE,
+            )
+        uvicorn.run(
+            create_app(system),
+            host=host or system.settings.api.host,
+            port=system.settings.api.port if port is None else port,
+            log_level="info",
+            access_log=False,
+        )
 
 
 @cli.command("sandbox")

@@ -10,7 +10,7 @@ Two shapes (DESIGN §5):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -18,6 +18,7 @@ from dramatiq import Broker, Worker
 from dramatiq.brokers.stub import StubBroker
 
 from app import bootstrap
+from connector.directory import Directory
 from connector.settings import Settings
 from connector.state import StateStore
 from jobs.actors import Actors, JobContext, JobLimits, Services, declare
@@ -64,12 +65,25 @@ def build_jobs(settings: Settings, services: Callable[[], Services] | None = Non
         mailbox_time_limit_s=jobs.mailbox_time_limit_s,
         run_time_limit_s=jobs.run_time_limit_s,
     )
-    context = JobContext(coordinator, services or (lambda: bootstrap.build(settings)), limits)
-    actors = declare(broker, context)
     store = bootstrap.build_store(settings)
+    context = JobContext(coordinator, store, services or (lambda: bootstrap.build(settings)), limits)
+    actors = declare(broker, context)
     return JobSystem(
         settings, broker, coordinator, context, actors, store, RunService(store, actors.start_run)
     )
+
+
+def check_users(settings: Settings, users: Sequence[str]) -> None:
+    """Refuse a run for users that are not enabled targets before it is queued (``UsageError``), so
+    the caller hears it at once instead of from a failed run later."""
+    if not users:
+        return
+    directory, _ = Directory.build(
+        bootstrap.build_targets(settings).read_targets(),
+        owners_are_addresses=settings.targets.kind == "source",
+    )
+    for user in users:
+        directory.enabled_target(user)
 
 
 @contextmanager

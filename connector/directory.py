@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from connector.errors import UsageError
 from connector.models import Rejected, Target, TargetKind
 
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -74,6 +75,16 @@ class Directory:
         if found is None and self.owners_are_addresses and looks_like_address(key):
             found = Target(address=key, owner_key=key, kind=TargetKind.USER)
         return found
+
+    def enabled_target(self, user: str) -> Target:
+        """The enabled target a user names (address or owner key); ``UsageError`` otherwise."""
+        target = self.resolve(user)
+        if target is None or not target.enabled:
+            state = "is disabled" if target is not None else "is not in the target directory"
+            raise UsageError(
+                f"{user} {state}", fix="name an enabled user or resource, or enable it in the targets"
+            )
+        return target
 
     def enabled(self) -> Iterator[Target]:
         return (t for t in self.targets if t.enabled)

@@ -147,15 +147,7 @@ class SyncEngine:
                 known = {t.address for t in enabled}
                 enabled += [Target(a, a) for a in sorted(prepared.specs) if a not in known]
             return tuple(enabled)
-        chosen: dict[str, Target] = {}
-        for user in users:
-            target = directory.resolve(user)
-            if target is None or not target.enabled:
-                state = "is disabled" if target is not None else "is not in the target directory"
-                raise UsageError(
-                    f"{user} {state}", fix="name an enabled user or resource, or enable it in the targets"
-                )
-            chosen[target.address] = target
+        chosen = {target.address: target for target in map(directory.enabled_target, users)}
         return tuple(chosen.values())
 
     # -- planning (no writes) ----------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from dramatiq import Actor, Broker, Retry
 from dramatiq.middleware import CurrentMessage
 
-from connector.errors import UsageError
+from connector.errors import SettingsError, UsageError
 from connector.models import utc_now
 from connector.state import Counts, MailboxResult, MailboxStatus, RunStatus, StateStore, SyncMode
 from connector.sync import SyncEngine, SyncRequest
@@ -60,8 +60,16 @@ class JobContext:
     """What a worker process shares between its threads: the coordinator and, built on first use,
     the services. Also keeps the count of syncs running in this process, checked against ``threads``."""
 
-    def __init__(self, coordinator: Coordinator, services: Callable[[], Services], limits: JobLimits) -> None:
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        store: StateStore,
+        services: Callable[[], Services],
+        limits: JobLimits,
+    ) -> None:
         self.coordinator = coordinator
+        #: Enough to record outcomes even when the services cannot be built (bad backend settings).
+        self.store = store
         self.limits = limits
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self._factory = services
@@ -93,7 +101,12 @@ def declare(broker: Broker, context: JobContext) -> Actors:
     limits = context.limits
 
     def start_run(run_id: int, users: list[str], mode: str, force: bool, trigger: str) -> None:
-        services = context.services
+        try:
+            services = context.services
+        except (UsageError, SettingsError) as exc:
+            # Retrying cannot mend settings: the run fails now, with the reason, and is not retried.
+            context.store.finish_run(run_id, status=RunStatus.FAILED, error=str(exc))
+            raise
         request = SyncRequest(SyncMode(mode), tuple(users), force, trigger)
         loaded = services.engine.open_run(run_id, request)
         if loaded is None:
@@ -106,7 +119,7 @@ def declare(broker: Broker, context: JobContext) -> Actors:
             if trig.opened:
                 actors.sync_mailbox.send(target.address, trig.ticket_id)
         # A run over no mailbox at all is complete at once.
-        services.store.finish_run_if_complete(run_id)
+        context.store.finish_run_if_complete(run_id)
 
     def sync_mailbox(mailbox: str, ticket_id: str) -> None:
         lease = context.coordinator.lock(mailbox)
@@ -144,9 +157,10 @@ def declare(broker: Broker, context: JobContext) -> Actors:
             context.coordinator.note_error(ticket.id, _summary(result))
             delay = int(result.retry_after * 1000) if result.retry_after else None
             raise Retry(f"{ticket.mailbox}: {_summary(result)}", delay=delay)
-        _record(services.store, ticket, result)
+        _record(ticket, result)
 
-    def _record(store: StateStore, ticket: Ticket, result: MailboxResult) -> None:
+    def _record(ticket: Ticket, result: MailboxResult) -> None:
+        store = context.store
         for run_id in ticket.run_ids:
             store.record_mailbox_result(run_id, result)
             store.finish_run_if_complete(run_id)
@@ -168,11 +182,11 @@ def declare(broker: Broker, context: JobContext) -> Actors:
             error_code="gave_up",
             error=f"gave up after {info.get('retries', 0) + 1} attempts: {reason}",
         )
-        _record(context.services.store, ticket, result)
+        _record(ticket, result)
 
     def run_gave_up(message: dict[str, Any], info: dict[str, Any]) -> None:
         run_id = message["args"][0]
-        store = context.services.store
+        store = context.store
         record = store.run(run_id)
         if record is not None and not record.status.finished:
             store.finish_run(
@@ -189,7 +203,7 @@ def declare(broker: Broker, context: JobContext) -> Actors:
             actor_name="connector.start_run",
             options={
                 "time_limit": limits.run_time_limit_s * 1000,
-                "throws": (UsageError,),
+                "throws": (UsageError, SettingsError),
                 "on_retry_exhausted": "connector.run_gave_up",
             },
             **common,
