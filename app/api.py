@@ -35,6 +35,7 @@ from app.jobs import JobSystem, check_users
 from connector.errors import ConnectorError, TransientError, UsageError
 from connector.state import MailboxHealth, MailboxStatus, RunStatus, SyncMode
 from connector.sync import SyncRequest
+from jobs.broker import live_workers
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,13 @@ class ProbeView(BaseModel):
     status: str = Field(description="`ok` / `ready`, or `not_ready`.")
     checks: dict[str, str] = Field(
         default_factory=dict, description="Per dependency: `ok`, `unreachable` or `not_configured`."
+    )
+    workers: int | None = Field(
+        None,
+        description=(
+            "Worker processes alive (informative: the API is ready without them, but queued runs wait"
+            " until one runs). Absent in the liveness probe."
+        ),
     )
 
 
@@ -620,7 +628,11 @@ def create_app(system: JobSystem) -> FastAPI:
         ready = all(state == "ok" for state in checks.values())
         if not ready:
             response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return ProbeView(status="ready" if ready else "not_ready", checks=checks)
+        return ProbeView(
+            status="ready" if ready else "not_ready",
+            checks=checks,
+            workers=_count_workers(system) if checks["redis"] == "ok" else None,
+        )
 
     return app
 
@@ -636,6 +648,14 @@ def _check_redis(system: JobSystem) -> str:
         log.warning("readiness: Redis is unreachable: %s: %s", type(exc).__name__, exc)
         return "unreachable"
     return "ok"
+
+
+def _count_workers(system: JobSystem) -> int | None:
+    try:
+        return live_workers(system.broker)
+    except Exception as exc:
+        log.warning("readiness: could not count workers: %s", type(exc).__name__)
+        return None
 
 
 def _check_database(system: JobSystem) -> str:

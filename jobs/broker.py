@@ -12,6 +12,8 @@ and a heartbeat thread keeps a busy worker's heartbeat fresh even while all its 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from typing import Any
 
@@ -89,8 +91,22 @@ class Heartbeat(Middleware):
 
     def _beat(self, broker: RedisBroker) -> None:
         do_qsize: Any = broker.do_qsize
-        while not self._stop.wait(self.interval_s):
+        # Dramatiq's heartbeats also come from processes that only enqueue (the API, the scheduler):
+        # this key says "a worker lives here", for readiness reports.
+        alive = f"{broker.namespace}:alive:{socket.gethostname()}-{os.getpid()}"
+        while True:
             try:
                 do_qsize(QUEUE)
+                broker.client.set(alive, "1", ex=max(1, int(self.interval_s * 3)))
             except redis.RedisError as exc:
                 log.warning("heartbeat to Redis failed (retrying): %s", exc)
+            if self._stop.wait(self.interval_s):
+                broker.client.delete(alive)
+                return
+
+
+def live_workers(broker: Broker) -> int | None:
+    """How many worker processes beat recently; ``None`` without Redis (in-process mode)."""
+    if not isinstance(broker, RedisBroker):
+        return None
+    return sum(1 for _ in broker.client.scan_iter(f"{broker.namespace}:alive:*"))

@@ -427,7 +427,7 @@ def test_healthz_needs_no_token_and_no_dependency(client: TestClient) -> None:
 def test_readyz_is_200_when_redis_and_the_database_answer(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready", "checks": {"redis": "ok", "database": "ok"}}
+    assert response.json() == {"status": "ready", "checks": {"redis": "ok", "database": "ok"}, "workers": 0}
 
 
 def test_readyz_is_503_naming_redis_when_it_is_down(tmp_path: Path) -> None:

@@ -294,6 +294,7 @@ def test_ten_triggers_in_a_second_coalesce_and_no_mailbox_is_synced_twice_at_onc
     peaks = [int(client.get(key) or 0) for key in client.scan_iter(f"{namespace}:peak:*")]
     print(f"most syncs at once: {max_overlap(everything)} (from the run results), worker peaks {peaks}")
     assert peaks and max(peaks) <= 2
+    assert httpx.get(f"{base}/readyz").json()["workers"] == 1
     assert max_overlap(everything) <= 2
 
 
