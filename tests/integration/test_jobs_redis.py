@@ -11,6 +11,7 @@ within two minutes without duplicates; two schedulers queue each firing once.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -314,7 +315,7 @@ def test_a_worker_killed_mid_run_is_recovered_within_two_minutes_without_duplica
         timeout=60,
         check=True,
     )
-    run_id = int(__import__("json").loads(queued.stdout)["run_id"])
+    run_id = int(json.loads(queued.stdout)["run_id"])
 
     def some_done() -> bool:
         store = store_of(site)
@@ -366,3 +367,62 @@ def test_two_schedulers_queue_each_firing_once(site: Path, processes: Processes)
     claimed = sum(text.count("queued run") for text in logs)
     skipped = sum(text.count("already queued by another scheduler") for text in logs)
     assert claimed == len(fired) and skipped == len(fired), logs
+
+
+@pytest.mark.slow
+def test_sigterm_lets_running_syncs_finish_and_the_rest_waits_for_the_next_worker(
+    site: Path, sandbox: Sandbox, processes: Processes
+) -> None:
+    sandbox.conditions.update(latency_ms=150)
+    worker = processes.start("worker", "--threads", "2", name="worker-1")
+    env = dict(os.environ, TEST_API_TOKEN=TOKEN, CONNECTOR_SETTINGS=str(site / "settings.toml"))
+    queued = subprocess.run(
+        [str(CONNECTOR), "sync", "--no-wait", "--json"],
+        cwd=site,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    run_id = int(json.loads(queued.stdout)["run_id"])
+
+    def progress() -> int:
+        store = store_of(site)
+        try:
+            run = store.run(run_id)
+        finally:
+            store.close()
+        return run.mailboxes_done if run is not None else 0
+
+    wait_for(lambda: 2 <= progress() < EXPECTED_MAILBOXES - 4, 120, "the run to be under way")
+    worker.send_signal(signal.SIGTERM)  # as a supervisor stops it
+    assert worker.wait(timeout=120) == 0
+    log = (site / "worker-1.log").read_text()
+    assert "Killing worker process" not in log, log[-2000:]
+    stopped_at = progress()
+    assert stopped_at < EXPECTED_MAILBOXES
+    # Nothing was cut off half-way: whatever was recorded is complete, the rest is still queued.
+    sandbox.conditions.update(latency_ms=0)
+    processes.start("worker", "--threads", "2", name="worker-2")
+    (run,) = wait_for(lambda: finished_runs(site, [run_id]), 120, "the run to complete on the next worker")
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert_calendars_exact(sandbox)
+
+
+def test_connector_sync_with_redis_queues_and_follows_the_run(
+    site: Path, sandbox: Sandbox, processes: Processes
+) -> None:
+    processes.start("worker", "--threads", "2", name="worker")
+    env = dict(os.environ, TEST_API_TOKEN=TOKEN, CONNECTOR_SETTINGS=str(site / "settings.toml"))
+    done = subprocess.run(
+        [str(CONNECTOR), "sync", "--json"], cwd=site, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(done.stdout)
+    assert (doc["status"], doc["created"], doc["mailboxes_done"]) == (
+        "succeeded",
+        EXPECTED_EVENTS,
+        EXPECTED_MAILBOXES,
+    )
+    assert doc["quarantined"] == 7
+    assert_calendars_exact(sandbox)
