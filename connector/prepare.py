@@ -36,6 +36,8 @@ class Prepared:
     #: Every item the source yielded, good or bad (an empty source is a warning sign, DESIGN §4.5).
     source_items: int = 0
     disabled_skipped: int = 0
+    #: Mailboxes with at least one valid entry (kept even when the specs themselves are not).
+    mailboxes: set[str] = field(default_factory=set)
 
     def quarantined_for(self, mailbox: str) -> int:
         return sum(1 for q in self.quarantined if q.mailbox == mailbox)
@@ -46,7 +48,12 @@ def prepare(
     directory: Directory,
     rules: RenderRules,
     limits: TextLimits | None = None,
+    *,
+    keep_specs: bool = True,
 ) -> Prepared:
+    """Validate and render every item. Without ``keep_specs`` the rendered specs are dropped once
+    checked: the fan-out of a run needs the quarantine and the mailboxes, not the events, and so holds
+    no more than the source keys however large the source is."""
     limits = limits or TextLimits()
     out = Prepared()
     for enabled in directory.enabled():
@@ -103,7 +110,9 @@ def prepare(
         if problem:
             quarantine(item.source_key, item.owner, problem, item.origin)
             continue
-        out.specs.setdefault(target.address, {})[item.source_key] = spec
+        out.mailboxes.add(target.address)
+        if keep_specs:
+            out.specs.setdefault(target.address, {})[item.source_key] = spec
     return out
 
 

@@ -123,14 +123,16 @@ class SyncEngine:
         self.new_id = new_id
 
     # -- reading --------------------------------------------------------------------------------------
-    def load(self, request: SyncRequest) -> Loaded:
+    def load(self, request: SyncRequest, *, keep_specs: bool = True) -> Loaded:
         """Read targets and source once. Raises ``SourceError`` if either cannot be read as a whole,
         ``UsageError`` if a requested user is not an enabled target."""
         directory, bad_targets = Directory.build(
             self.targets.read_targets(), owners_are_addresses=self.owners_are_addresses
         )
         window = self.window()
-        prepared = prepare(self.source.read(window), directory, self.rules, self.limits)
+        prepared = prepare(
+            self.source.read(window), directory, self.rules, self.limits, keep_specs=keep_specs
+        )
         for rejected in bad_targets:
             prepared.quarantined.append(
                 QuarantineEntry(
@@ -145,7 +147,7 @@ class SyncEngine:
             enabled = list(directory.enabled())
             if directory.owners_are_addresses:
                 known = {t.address for t in enabled}
-                enabled += [Target(a, a) for a in sorted(prepared.specs) if a not in known]
+                enabled += [Target(a, a) for a in sorted(prepared.mailboxes) if a not in known]
             return tuple(enabled)
         chosen = {target.address: target for target in map(directory.enabled_target, users)}
         return tuple(chosen.values())
@@ -268,7 +270,8 @@ class SyncEngine:
         mailboxes the run covers. ``None`` when the source (or the target directory) cannot be read:
         the run is then FAILED and nothing is deleted anywhere. ``UsageError`` for a bad user list."""
         try:
-            loaded = self.load(request)
+            # The mailbox jobs read their own entries: the fan-out keeps no events in memory.
+            loaded = self.load(request, keep_specs=False)
         except UsageError as exc:
             self.store.finish_run(run_id, status=RunStatus.FAILED, error=str(exc))
             raise
