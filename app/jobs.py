@@ -92,6 +92,8 @@ def in_process_worker(system: JobSystem) -> Iterator[Callable[[], bool]]:
     work left (queue, delay queue and running messages all empty)."""
     broker = system.broker
     assert isinstance(broker, StubBroker)
+    # Dramatiq's launcher sends process_boot; without it the time limit's watchdog never starts.
+    broker.emit_after("process_boot")
     worker = Worker(broker, worker_threads=system.context.limits.threads, worker_timeout=100)
     worker.start()
 

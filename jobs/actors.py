@@ -125,7 +125,10 @@ def declare(broker: Broker, context: JobContext) -> Actors:
         lease = context.coordinator.lock(mailbox)
         if lease is None:
             # Another worker syncs this mailbox right now: come back, without counting a failure.
-            actors.sync_mailbox.send_with_options(args=(mailbox, ticket_id), delay=LOCK_RETRY_MS)
+            # The retries already spent go along: waiting must not reset them.
+            actors.sync_mailbox.send_with_options(
+                args=(mailbox, ticket_id), delay=LOCK_RETRY_MS, retries=_retries_done()
+            )
             return
         running = context.coordinator.job_started(context.worker_id)
         try:

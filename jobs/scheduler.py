@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -70,10 +70,14 @@ class Scheduler:
         """Queue the run of ``plan`` for the slot just reached, unless another replica did."""
         zone = plan.trigger.timezone
         now = now or datetime.now(zone)
-        slot = plan.trigger.get_next_fire_time(None, now - timedelta(seconds=MISFIRE_GRACE_S))
+        # Subtract in UTC: wall-clock arithmetic across a DST change lands on a time that does not
+        # exist (or exists twice) and finds no slot due.
+        since = (now.astimezone(UTC) - timedelta(seconds=MISFIRE_GRACE_S)).astimezone(zone)
+        slot = plan.trigger.get_next_fire_time(None, since)
         if slot is None or slot > now:
             log.warning("schedule %s fired at %s with no slot due; skipped", plan.name, now.isoformat())
             return None
+        # Local time with its offset: readable, and the repeated autumn hour still gives two labels.
         stamp = slot.isoformat(timespec="minutes")
         if not self._coordinator.first_to_fire(plan.name, stamp):
             log.info("schedule %s @ %s: already queued by another scheduler", plan.name, stamp)
