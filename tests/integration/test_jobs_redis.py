@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -254,9 +255,12 @@ def test_ten_triggers_in_a_second_coalesce_and_no_mailbox_is_synced_twice_at_onc
     assert refused.status_code == 401
     assert wrong not in refused.text and wrong not in str(refused.headers)
 
-    began = time.monotonic()
-    answers = [httpx.post(f"{base}/api/v1/sync", json={}, headers=auth) for _ in range(10)]
-    elapsed = time.monotonic() - began
+    # Ten callers at once, as ten clicks on "update now" would come.
+    with httpx.Client(base_url=base, headers=auth, timeout=30) as http, ThreadPoolExecutor(10) as pool:
+        http.get("/api/v1/runs/0")  # opens the connection pool before the clock starts
+        began = time.monotonic()
+        answers = list(pool.map(lambda _: http.post("/api/v1/sync", json={}), range(10)))
+        elapsed = time.monotonic() - began
     assert elapsed < 1.0, f"the ten calls took {elapsed:.2f} s"
     assert [a.status_code for a in answers] == [202] * 10
     run_ids = [a.json()["run_id"] for a in answers]
@@ -286,7 +290,9 @@ def test_ten_triggers_in_a_second_coalesce_and_no_mailbox_is_synced_twice_at_onc
     for mailbox, results in syncs.items():
         spans = [(r.started_at, r.finished_at) for r in results]
         assert max_overlap(spans) == 1, f"{mailbox}: overlapping syncs {spans}"
-        for entry in sandbox.log.entries(lambda e, m=mailbox: e.face == "graph" and e.mailbox == m):
+        for entry in sandbox.log.entries():
+            if entry.face != "graph" or entry.mailbox != mailbox:
+                continue
             assert any(s <= entry.started and entry.finished <= e for s, e in spans), (mailbox, entry)
 
     # The thread limit, observed: never more than 2 syncs at once in the worker.
