@@ -13,20 +13,34 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
+from pydantic import SecretStr
 
 from connector.backend import CalendarBackend
 from connector.errors import SettingsError
 from connector.guard import DeleteGuard
 from connector.models import Target, TargetKind, zone
 from connector.render import RenderRules
-from connector.settings import Settings, load_settings
+from connector.settings import (
+    FileTargetsSection,
+    HttpSourceSection,
+    HttpTargetsSection,
+    IcsSourceSection,
+    InlineTargetsSection,
+    Settings,
+    SqlSourceSection,
+    SqlTargetsSection,
+    load_settings,
+)
 from connector.source import ScheduleSource, TargetSource
 from connector.state import StateStore
 from connector.sync import SyncEngine
 from connector.window import Window
+
+if TYPE_CHECKING:
+    from adapters.source.http import HttpEndpoint
 
 SETTINGS_ENV = "CONNECTOR_SETTINGS"
 DEFAULT_SETTINGS = Path("settings.toml")
@@ -79,27 +93,125 @@ def render_rules(settings: Settings) -> RenderRules:
 
 
 def build_source(settings: Settings) -> ScheduleSource:
+    """The configured schedule source; each kind's adapter (and its driver) is imported only when used."""
+    section = settings.source
+    zone_name = settings.connector.timezone
+    if isinstance(section, SqlSourceSection):
+        from adapters.source.sql import SqlScheduleSource
+
+        return SqlScheduleSource(
+            _database_url(settings, section.url),
+            section.query,
+            default_zone=zone_name,
+            columns=section.columns.mapping(),
+            chunk_size=section.chunk_size,
+            connect_timeout_s=section.connect_timeout_s,
+        )
+    if isinstance(section, HttpSourceSection):
+        from adapters.source.http import HttpScheduleSource
+
+        return HttpScheduleSource(
+            _http_endpoint(settings, section),
+            default_zone=zone_name,
+            columns=section.columns.mapping(),
+            window_start_param=section.window_start_param,
+            window_end_param=section.window_end_param,
+            window_format=section.window_format,
+            owner_param=section.owner_param,
+        )
+    if isinstance(section, IcsSourceSection):
+        from adapters.source.ics import IcsScheduleSource
+
+        return IcsScheduleSource(
+            settings.resolve(section.path),
+            default_zone=zone_name,
+            owner=section.owner,
+            owner_property=section.owner_property,
+        )
     from adapters.source.files import file_schedule_source
 
-    return file_schedule_source(settings.resolve(settings.source.path), settings.connector.timezone)
+    return file_schedule_source(settings.resolve(section.path), zone_name)
 
 
 def build_targets(settings: Settings) -> TargetSource:
     section = settings.targets
-    if section.kind == "file":
+    if isinstance(section, FileTargetsSection):
         from adapters.source.files import file_target_source
 
         assert section.path is not None  # the settings model requires it for kind "file"
         return file_target_source(settings.resolve(section.path))
+    if isinstance(section, SqlTargetsSection):
+        from adapters.source.sql import SqlTargetSource
+
+        url = section.url
+        if url is None and isinstance(settings.source, SqlSourceSection):
+            url = settings.source.url
+        assert url is not None  # the settings model requires one of the two
+        return SqlTargetSource(
+            _database_url(settings, url),
+            section.query,
+            columns=section.columns.mapping(),
+            chunk_size=section.chunk_size,
+            connect_timeout_s=section.connect_timeout_s,
+        )
+    if isinstance(section, HttpTargetsSection):
+        from adapters.source.http import HttpTargetSource
+
+        return HttpTargetSource(_http_endpoint(settings, section), columns=section.columns.mapping())
     from adapters.source.inline import StaticTargets
 
-    if section.kind == "inline":
+    if isinstance(section, InlineTargetsSection):
         targets = [
             Target(t.address, t.owner_key, TargetKind(t.kind), t.enabled, t.display_name)
             for t in section.list
         ]
         return StaticTargets(targets, f"{len(targets)} targets listed in {settings.origin}")
     return StaticTargets((), "the source's owners (each owner is a mailbox address)")
+
+
+def _database_url(settings: Settings, url: SecretStr) -> str:
+    value = url.get_secret_value()
+    if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+        # A relative SQLite path is relative to the settings file, like every other path.
+        value = "sqlite:///" + str(settings.resolve(Path(value.removeprefix("sqlite:///"))))
+    return value
+
+
+def _http_endpoint(settings: Settings, section: HttpSourceSection | HttpTargetsSection) -> HttpEndpoint:
+    from adapters.source.http import HttpAuth, HttpEndpoint
+
+    def secret(value: SecretStr | None) -> str:
+        return value.get_secret_value() if value is not None else ""
+
+    return HttpEndpoint(
+        url=section.url,
+        items_path=section.items_path,
+        paging=section.paging,
+        next_path=section.next_path,
+        page_param=section.page_param,
+        page_start=section.page_start,
+        offset_param=section.offset_param,
+        page_size_param=section.page_size_param,
+        page_size=section.page_size,
+        stop_on=section.stop_on,
+        total_path=section.total_path,
+        max_pages=section.max_pages,
+        params=dict(section.params),
+        headers=dict(section.headers),
+        auth=HttpAuth(
+            kind=section.auth,
+            token=secret(section.token),
+            username=section.username,
+            password=secret(section.password),
+            header_name=section.header_name,
+            header_value=secret(section.header_value),
+        ),
+        ca_file=settings.resolve(section.ca_file) if section.ca_file else None,
+        timeout_s=section.timeout_s,
+        retries=section.retries,
+        backoff_s=section.backoff_s,
+        max_retry_wait_s=section.max_retry_wait_s,
+    )
 
 
 def build_store(settings: Settings) -> StateStore:

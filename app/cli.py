@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -275,6 +276,11 @@ def show_config(settings: SettingsOption = None, as_json: JsonOption = False) ->
         _fail(exc, as_json, EXIT_USAGE)
     doc = loaded.model_dump(mode="json", exclude={"base_dir"})
     doc["state"]["url"] = _mask(loaded.state.url.get_secret_value())
+    # A database URL is shown without its password rather than hidden whole, so it can be checked.
+    for name in ("source", "targets"):
+        url = getattr(getattr(loaded, name), "url", None)
+        if isinstance(url, SecretStr):
+            doc[name]["url"] = _mask(url.get_secret_value())
     if as_json:
         _emit(doc)
     else:

@@ -15,13 +15,16 @@ import tomllib
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -79,6 +82,307 @@ class FileSourceSection(_Section):
     path: Path = Field(json_schema_extra=_fix("the path of a .csv or .json file, relative to settings.toml"))
 
 
+#: The bound parameters a source query may use (see ``adapters/source/sql.py`` for their types).
+SQL_PARAMETERS = ("window_start", "window_end", "window_start_local", "window_end_local", "owner")
+# The way SQLAlchemy's text() finds bound parameters: ":name", but not "::type" casts or "\:" escapes.
+_BIND_PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+_COLUMN_FIX = _fix("the name of the source column (or, for an API, the field or dotted path) holding it")
+
+
+class _Columns(_Section):
+    def mapping(self) -> dict[str, str]:
+        """Connector field → source column, for the fields that are mapped."""
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+    @field_validator("*")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("the column name is empty")
+        return value
+
+
+class EntryColumns(_Columns):
+    """Which source column holds each entry field; unmapped fields are taken from a column of their own
+    name, and every other column passes through for the templates."""
+
+    key: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    owner: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    start: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    end: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    all_day: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    timezone: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    title: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    body: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    location: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    category: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    show_as: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    sensitivity: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    reminder_minutes: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    status: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+
+
+class TargetColumns(_Columns):
+    address: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    owner_key: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    kind: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    enabled: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+    display_name: str | None = Field(None, json_schema_extra=_COLUMN_FIX)
+
+
+def _database_url(value: SecretStr) -> SecretStr:
+    url = value.get_secret_value()
+    scheme = url.partition("://")[0]
+    if not url.partition("://")[2] or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z0-9_]+)?", scheme):
+        raise ValueError("not a database URL")
+    if scheme.lower() in ("http", "https"):
+        raise ValueError('a web address, not a database URL (for a web API use kind = "http")')
+    return value
+
+
+def _check_query(query: str, allowed: tuple[str, ...], where: str) -> str:
+    if not query.strip():
+        raise ValueError("the query is empty")
+    unknown = sorted({name for name in _BIND_PARAMETER.findall(query) if name not in allowed})
+    if unknown:
+        offered = ", ".join(f":{name}" for name in allowed) if allowed else "none"
+        raise ValueError(
+            f"the query uses {', '.join(':' + n for n in unknown)}, which the connector does not bind"
+            f" ({where} binds {offered}); write a literal colon as \\:"
+        )
+    return query
+
+
+_URL_FIX = (
+    "a SQLAlchemy URL such as postgresql+psycopg://reader@db/planning, mysql+pymysql://reader@db/planning,"
+    " mssql+pyodbc://reader@dsn or sqlite:///planning.db; keep a password out of the file:"
+    ' url = { env = "CONNECTOR_SOURCE_URL" }'
+)
+
+
+class SqlSourceSection(_Section):
+    kind: Literal["sql"] = "sql"
+    url: SecretStr = Field(json_schema_extra=_fix(_URL_FIX))
+    query: str = Field(
+        json_schema_extra=_fix(
+            "a SELECT with one row per entry; it may use :window_start, :window_end (UTC),"
+            " :window_start_local, :window_end_local (the connector's zone) and :owner"
+        )
+    )
+    columns: EntryColumns = EntryColumns()
+    chunk_size: int = Field(
+        1000, ge=10, le=100_000, json_schema_extra=_fix("rows fetched per round trip, 10 to 100000")
+    )
+    connect_timeout_s: float = Field(10.0, gt=0, le=300, json_schema_extra=_fix("seconds, up to 300"))
+
+    _url = field_validator("url")(_database_url)
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str) -> str:
+        return _check_query(value, SQL_PARAMETERS, "a source query")
+
+
+def _local_host(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host in ("localhost", "127.0.0.1", "::1")
+
+
+class _HttpEndpointSection(_Section):
+    """A JSON web API read page by page; shared by the schedule and the target sources."""
+
+    kind: Literal["http"] = "http"
+    url: str = Field(json_schema_extra=_fix("the endpoint, e.g. https://planning.example.com/api/shifts"))
+    items_path: str = Field(
+        "",
+        json_schema_extra=_fix(
+            'where the list of items is in each answer: "" (the answer is the list), "value", "data.items"'
+            ' or a JSON pointer such as "/data/items"'
+        ),
+    )
+    paging: Literal["none", "next_link", "page", "offset"] = Field(
+        "none",
+        json_schema_extra=_fix(
+            "none (one request), next_link (each answer names the next URL), page (page=1, 2, ...)"
+            " or offset (offset=0, 100, ...)"
+        ),
+    )
+    next_path: str = Field(
+        "",
+        json_schema_extra=_fix(
+            'where the next URL is in the answer, e.g. "@odata.nextLink" or "links.next";'
+            ' "" reads the Link: <...>; rel="next" header'
+        ),
+    )
+    page_param: str = Field("page", min_length=1, json_schema_extra=_fix("the page number's query parameter"))
+    page_start: int = Field(1, ge=0, json_schema_extra=_fix("the first page's number, usually 1 or 0"))
+    offset_param: str = Field("offset", min_length=1, json_schema_extra=_fix("the offset's query parameter"))
+    page_size_param: str = Field(
+        "", json_schema_extra=_fix('the page size\'s query parameter, e.g. "per_page" or "limit"')
+    )
+    page_size: int | None = Field(
+        None, ge=1, le=100_000, json_schema_extra=_fix("items per page, 1 to 100000")
+    )
+    stop_on: Literal["empty", "short", "total"] = Field(
+        "empty",
+        json_schema_extra=_fix(
+            "empty (a page without items ends the read), short (a page with fewer than page_size items"
+            " does; only if the server never sends smaller pages) or total (total_path says how many items)"
+        ),
+    )
+    total_path: str = Field(
+        "", json_schema_extra=_fix('where the total number of items is in the answer, e.g. "meta.total"')
+    )
+    max_pages: int = Field(10_000, ge=1, json_schema_extra=_fix("a whole number of pages, at least 1"))
+    params: dict[str, str] = Field(
+        default_factory=dict, json_schema_extra=_fix('fixed query parameters, e.g. { status = "active" }')
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra=_fix('fixed request headers (not secrets: use auth = "header" for those)'),
+    )
+    auth: Literal["none", "bearer", "basic", "header"] = Field(
+        "none",
+        json_schema_extra=_fix(
+            "none, bearer (token), basic (username, password) or header (header_name, header_value)"
+        ),
+    )
+    token: SecretStr | None = None
+    username: str = ""
+    password: SecretStr | None = None
+    header_name: str = ""
+    header_value: SecretStr | None = None
+    ca_file: Path | None = Field(None, json_schema_extra=_fix("a PEM bundle of extra CAs to trust"))
+    timeout_s: float = Field(30.0, gt=0, le=600, json_schema_extra=_fix("seconds per request, up to 600"))
+    retries: int = Field(
+        3, ge=0, le=10, json_schema_extra=_fix("retries after a timeout, 429 or 5xx answer, 0 to 10")
+    )
+    backoff_s: float = Field(
+        1.0, ge=0, le=60, json_schema_extra=_fix("seconds before the first retry (doubling), 0 to 60")
+    )
+    max_retry_wait_s: float = Field(
+        60.0,
+        ge=0,
+        le=600,
+        json_schema_extra=_fix("the longest Retry-After the connector waits out, 0 to 600 seconds"),
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or not value.partition("://")[2].strip("/"):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _HttpEndpointSection:
+        needs = {
+            "bearer": ("token",),
+            "basic": ("username", "password"),
+            "header": ("header_name", "header_value"),
+        }
+        missing = [key for key in needs.get(self.auth, ()) if not getattr(self, key)]
+        if missing:
+            raise ValueError(
+                f"auth is {self.auth!r} but {' and '.join(missing)} is not set"
+                f' — e.g. {missing[-1]} = {{ env = "CONNECTOR_API_{missing[-1].upper()}" }}'
+            )
+        unused = [key for key in ("token", "password", "header_value") if getattr(self, key) is not None]
+        unused = [key for key in unused if key not in needs.get(self.auth, ())]
+        if unused:
+            raise ValueError(
+                f"{' and '.join(unused)} is set but auth is {self.auth!r}, so it would not be sent"
+                " — set auth to bearer, basic or header, or remove it"
+            )
+        if self.auth != "none" and self.url.startswith("http://") and not _local_host(self.url):
+            raise ValueError("credentials would travel unencrypted over plain http — use an https:// URL")
+        if self.stop_on == "short" and (self.page_size is None or not self.page_size_param):
+            raise ValueError(
+                'stop_on = "short" needs page_size and page_size_param, so the server sends full pages'
+            )
+        if self.stop_on == "total" and not self.total_path:
+            raise ValueError('stop_on = "total" needs total_path — where the answer says how many items')
+        if self.paging == "none" and (self.stop_on != "empty" or self.page_size_param):
+            raise ValueError(
+                "paging is 'none' but paging keys are set — set paging to next_link, page or offset"
+            )
+        return self
+
+
+class HttpSourceSection(_HttpEndpointSection):
+    columns: EntryColumns = EntryColumns()
+    window_start_param: str = Field(
+        "", json_schema_extra=_fix('the query parameter for the window\'s start, e.g. "from" ("" sends none)')
+    )
+    window_end_param: str = Field(
+        "", json_schema_extra=_fix('the query parameter for the window\'s (exclusive) end, e.g. "to"')
+    )
+    window_format: Literal["utc", "local", "date"] = Field(
+        "utc",
+        json_schema_extra=_fix(
+            "utc (2026-11-16T23:00:00Z), local (2026-11-17T00:00:00, the connector's zone) or date (2026-11-17)"
+        ),
+    )
+    owner_param: str = Field(
+        "",
+        json_schema_extra=_fix(
+            'the query parameter that narrows a one-mailbox read to its owner, e.g. "employee" ("" sends none)'
+        ),
+    )
+
+
+class IcsSourceSection(_Section):
+    kind: Literal["ics"] = "ics"
+    path: Path = Field(
+        json_schema_extra=_fix("an .ics file or a folder of .ics files, relative to settings.toml")
+    )
+    owner: str | None = Field(
+        None,
+        min_length=1,
+        json_schema_extra=_fix("the owner key or mailbox address every event of the file(s) belongs to"),
+    )
+    owner_property: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9-]+$",
+        json_schema_extra=_fix(
+            'the event property naming each event\'s owner: letters, digits and "-", e.g. "X-OWNER" or "ORGANIZER"'
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _owner(self) -> IcsSourceSection:
+        if self.owner is None and self.owner_property is None:
+            raise ValueError(
+                "kind is 'ics' but neither owner nor owner_property is set — set owner = \"anna@contoso.example\""
+                ' (the calendar of one person or room) or owner_property = "X-OWNER" (one per event)'
+            )
+        return self
+
+
+def _kind(default: str) -> Callable[[Any], Any]:
+    """The discriminator of a ``kind`` union; a table without ``kind`` is of the ``default`` kind."""
+
+    def kind_of(value: Any) -> Any:
+        if isinstance(value, dict):
+            return value.get("kind", default)
+        return getattr(value, "kind", None)
+
+    return kind_of
+
+
+SourceSection = Annotated[
+    Annotated[FileSourceSection, Tag("file")]
+    | Annotated[SqlSourceSection, Tag("sql")]
+    | Annotated[HttpSourceSection, Tag("http")]
+    | Annotated[IcsSourceSection, Tag("ics")],
+    Discriminator(_kind("file")),
+]
+
+
 class TargetEntry(_Section):
     address: str
     owner_key: str = ""
@@ -87,27 +391,78 @@ class TargetEntry(_Section):
     display_name: str = ""
 
 
-class TargetsSection(_Section):
-    kind: Literal["file", "inline", "source"] = Field(
-        "file",
-        json_schema_extra=_fix(
-            "file: a CSV/JSON list; inline: [[targets.list]] tables here; source: owners are mailbox addresses"
-        ),
+class FileTargetsSection(_Section):
+    kind: Literal["file"] = "file"
+    path: Path | None = Field(
+        None, json_schema_extra=_fix("the path of a .csv or .json file, relative to settings.toml")
     )
-    path: Path | None = None
-    list: tuple[TargetEntry, ...] = ()
 
     @model_validator(mode="after")
-    def _needs(self) -> TargetsSection:
-        if self.kind == "file" and self.path is None:
+    def _needs(self) -> FileTargetsSection:
+        if self.path is None:
             raise ValueError(
                 "targets.kind is 'file' but targets.path is not set — set path = \"targets.csv\""
             )
-        if self.kind == "inline" and not self.list:
+        return self
+
+
+class InlineTargetsSection(_Section):
+    kind: Literal["inline"] = "inline"
+    list: tuple[TargetEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _needs(self) -> InlineTargetsSection:
+        if not self.list:
             raise ValueError(
                 "targets.kind is 'inline' but there is no [[targets.list]] entry — add at least one"
             )
         return self
+
+
+class SourceTargetsSection(_Section):
+    """No directory: each entry's owner is the mailbox address itself."""
+
+    kind: Literal["source"] = "source"
+
+
+class SqlTargetsSection(_Section):
+    kind: Literal["sql"] = "sql"
+    #: Unset: the source's database (``[source] kind = "sql"``).
+    url: SecretStr | None = Field(None, json_schema_extra=_fix(_URL_FIX))
+    query: str = Field(
+        json_schema_extra=_fix(
+            "a SELECT with one row per user or resource: address, owner_key, kind, enabled"
+        )
+    )
+    columns: TargetColumns = TargetColumns()
+    chunk_size: int = Field(
+        1000, ge=10, le=100_000, json_schema_extra=_fix("rows fetched per round trip, 10 to 100000")
+    )
+    connect_timeout_s: float = Field(10.0, gt=0, le=300, json_schema_extra=_fix("seconds, up to 300"))
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _database_url(value)
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str) -> str:
+        return _check_query(value, (), "a targets query")
+
+
+class HttpTargetsSection(_HttpEndpointSection):
+    columns: TargetColumns = TargetColumns()
+
+
+TargetsSection = Annotated[
+    Annotated[FileTargetsSection, Tag("file")]
+    | Annotated[InlineTargetsSection, Tag("inline")]
+    | Annotated[SourceTargetsSection, Tag("source")]
+    | Annotated[SqlTargetsSection, Tag("sql")]
+    | Annotated[HttpTargetsSection, Tag("http")],
+    Discriminator(_kind("file")),
+]
 
 
 class MemoryBackendSection(_Section):
@@ -471,8 +826,8 @@ class ApiSection(_Section):
 class Settings(_Section):
     connector: ConnectorSection = ConnectorSection()
     window: WindowSection = WindowSection()
-    source: FileSourceSection
-    targets: TargetsSection = TargetsSection(kind="source")
+    source: SourceSection
+    targets: TargetsSection = SourceTargetsSection()
     backend: BackendSection = BackendSection()
     state: StateSection = StateSection()
     event: EventSection = EventSection()
@@ -484,6 +839,19 @@ class Settings(_Section):
     base_dir: Path = Path()
     #: Where the settings came from, for messages.
     origin: str = "settings.toml"
+
+    @model_validator(mode="after")
+    def _targets_database(self) -> Settings:
+        if (
+            isinstance(self.targets, SqlTargetsSection)
+            and self.targets.url is None
+            and not isinstance(self.source, SqlSourceSection)
+        ):
+            raise ValueError(
+                "targets.kind is 'sql' but targets.url is not set, and the source is no database to share"
+                ' — set targets.url, e.g. url = { env = "CONNECTOR_TARGETS_URL" }'
+            )
+        return self
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path)
@@ -561,12 +929,21 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str], problems: list[
             node[path[-1]] = value
 
 
-def _section_type(annotation: Any) -> type[BaseModel] | None:
-    """The settings model behind a field's annotation (``Section`` or ``Section | None``)."""
-    for candidate in typing.get_args(annotation) or (annotation,):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
+def _section_types(annotation: Any) -> list[type[BaseModel]]:
+    """The settings models behind a field's annotation: one for ``Section`` or ``Section | None``, one
+    per kind for a ``kind`` union."""
+    if typing.get_origin(annotation) is Annotated:
+        return _section_types(typing.get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for candidate in typing.get_args(annotation):
+        found += _section_types(candidate)
+    return found
+
+
+def _kind_tag(model: type[BaseModel]) -> Any:
+    return typing.get_args(model.model_fields["kind"].annotation)[0]
 
 
 def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
@@ -575,8 +952,10 @@ def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[t
         annotation = info.annotation
         if annotation is SecretStr or annotation == (SecretStr | None) or annotation == dict[str, SecretStr]:
             paths.add((*prefix, name))
-        elif (section := _section_type(annotation)) is not None:
-            paths |= _secret_paths(section, (*prefix, name))
+        else:
+            # Every kind of a union counts: a key is a secret if it is one in any kind.
+            for section in _section_types(annotation):
+                paths |= _secret_paths(section, (*prefix, name))
     return paths
 
 
@@ -636,23 +1015,28 @@ def _resolve_secrets(
 def _explain(exc: ValidationError, secret_paths: set[tuple[str, ...]]) -> list[str]:
     problems = []
     for error in exc.errors(include_url=False):
-        path = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
-        dotted = _dotted(error["loc"])
+        loc, parent = _walk(error["loc"])
+        path = tuple(str(part) for part in loc if not isinstance(part, int))
+        dotted = _dotted(loc)
         kind = error["type"]
         if kind == "extra_forbidden":
-            problems.append(_unknown_key(path, dotted))
+            problems.append(_unknown_key(parent, path, dotted))
             continue
-        fix = _fix_for(path)
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            problems.append(_bad_kind(parent, path, dotted, error.get("input")))
+            continue
+        fix = _fix_for(parent, path)
         if kind == "missing":
             problems.append(f"{dotted}: required but not set" + (f" — {fix}" if fix else ""))
             continue
         message = str(error["msg"]).removeprefix("Value error, ")
         # Secret values are never echoed, not even when they are wrong.
         shown = ""
-        if not any(path[: len(p)] == p for p in secret_paths) and not isinstance(
-            error.get("input"), dict | list
-        ):
-            shown = f" (got {error.get('input')!r})"
+        given = error.get("input")
+        secret = any(path[: len(p)] == p for p in secret_paths)
+        # Long values (a whole SQL query) would bury the message; the message names what is wrong.
+        if not secret and not isinstance(given, dict | list) and len(repr(given)) <= 80:
+            shown = f" (got {given!r})"
         problems.append(f"{dotted or 'settings'}: {message}{shown}" + (f" — {fix}" if fix else ""))
     return problems
 
@@ -664,28 +1048,51 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return text
 
 
-def _model_at(path: tuple[str, ...]) -> type[BaseModel] | None:
+def _walk(loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], type[BaseModel] | None]:
+    """``loc`` without the tag pydantic puts after the key of a ``kind`` union (``source.sql.url`` is
+    ``source.url`` to the admin), and the model holding its last key (``None`` if there is none)."""
+    clean: list[int | str] = []
     model: type[BaseModel] | None = Settings
-    for part in path:
-        if model is None or part not in model.model_fields:
-            return None
-        model = _section_type(model.model_fields[part].annotation)
-    return model
+    parent: type[BaseModel] | None = None
+    rest = list(loc)
+    while rest:
+        part = rest.pop(0)
+        clean.append(part)
+        if isinstance(part, int):
+            continue
+        parent = model
+        info = model.model_fields.get(part) if model is not None else None
+        members = _section_types(info.annotation) if info is not None else []
+        if len(members) > 1:
+            tag = rest.pop(0) if rest else None
+            model = next((m for m in members if _kind_tag(m) == tag), None)
+        else:
+            model = members[0] if members else None
+    return tuple(clean), parent
 
 
-def _fix_for(path: tuple[str, ...]) -> str:
-    parent = _model_at(path[:-1])
+def _fix_for(parent: type[BaseModel] | None, path: tuple[str, ...]) -> str:
     if parent is None or not path or path[-1] not in parent.model_fields:
         return ""
     extra = parent.model_fields[path[-1]].json_schema_extra
     return str(extra.get("fix", "")) if isinstance(extra, dict) else ""
 
 
-def _unknown_key(path: tuple[str, ...], dotted: str) -> str:
-    parent = _model_at(path[:-1])
+def _bad_kind(parent: type[BaseModel] | None, path: tuple[str, ...], dotted: str, given: Any) -> str:
+    info = parent.model_fields.get(path[-1]) if parent is not None and path else None
+    kinds = [str(_kind_tag(m)) for m in _section_types(info.annotation)] if info is not None else []
+    choices = f"{', '.join(kinds[:-1])} or {kinds[-1]}" if len(kinds) > 1 else "".join(kinds)
+    if not isinstance(given, dict):
+        return f"{dotted}: must be a table [{dotted}] — give it kind = {choices} and that kind's keys"
+    return f"{dotted}.kind: {given.get('kind')!r} is not a kind of {dotted} — use {choices}"
+
+
+def _unknown_key(parent: type[BaseModel] | None, path: tuple[str, ...], dotted: str) -> str:
     known = sorted(n for n in (parent.model_fields if parent else {}) if n not in {"base_dir", "origin"})
     close = difflib.get_close_matches(path[-1], known, n=1)
     if close:
         return f"{dotted}: unknown key — did you mean '{close[0]}'?"
     where = ".".join(path[:-1]) or "the top level"
+    if parent is not None and "kind" in parent.model_fields and len(path) > 1:
+        where += f" of kind {_kind_tag(parent)!r}"
     return f"{dotted}: unknown key — {where} accepts: {', '.join(known)}"

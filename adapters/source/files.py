@@ -33,11 +33,12 @@ from adapters.source.rows import (
     RawRow,
     RowValue,
     canonical_column,
+    checked_zone,
     entries_from_rows,
     targets_from_rows,
 )
 from connector.errors import SourceError
-from connector.models import Rejected, ScheduleEntry, Target, zone
+from connector.models import Rejected, ScheduleEntry, Target
 from connector.source import ScheduleSource, TargetSource
 from connector.window import Window
 
@@ -121,14 +122,7 @@ def _suffix(path: Path, what: str) -> str:
 
 
 def _checked_zone(name: str) -> str:
-    try:
-        zone(name)
-    except KeyError:
-        raise SourceError(
-            f"unknown default time zone '{name}'",
-            fix="set the connector's time zone to an IANA name such as Europe/Paris",
-        ) from None
-    return name
+    return checked_zone(name)
 
 
 def _open_error(path: Path, exc: OSError) -> SourceError:

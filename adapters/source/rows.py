@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from typing import TypeAlias, TypeVar
 
 from connector.directory import looks_like_address
+from connector.errors import SourceError
 from connector.models import (
     ONE_DAY,
     AllDaySpan,
@@ -102,6 +103,18 @@ def canonical_column(name: str, known: frozenset[str]) -> str:
     stripped = name.strip()
     lowered = stripped.lower()
     return lowered if lowered in known else stripped
+
+
+def checked_zone(name: str) -> str:
+    """``name`` if it is a known IANA zone; a source's default zone must be, or no naive time can be read."""
+    try:
+        zone(name)
+    except KeyError:
+        raise SourceError(
+            f"unknown default time zone '{name}'",
+            fix="set the connector's time zone to an IANA name such as Europe/Paris",
+        ) from None
+    return name
 
 
 def text(value: RowValue) -> str:

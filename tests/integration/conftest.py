@@ -1,8 +1,9 @@
-"""Fixtures for the state store tests: every test gets an empty database of its own.
+"""Fixtures for the database tests (state store, SQL source): every test gets an empty database of its own.
 
 SQLite: a file under the test's tmp_path. PostgreSQL: one database per test session and xdist worker,
 and in it one schema per test (selected through the connection's search_path), dropped afterwards.
-PostgreSQL must be reachable: if it is not, the tests fail, they are never skipped.
+MariaDB (the SQL source's tests): one database per test, dropped afterwards. The servers must be
+reachable: if one is not, its tests fail, they are never skipped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.state import SqlStateStore, mask_url, open_store
@@ -22,6 +23,8 @@ from adapters.state.urls import parse_url
 
 ADMIN_URL_ENV = "CONNECTOR_TEST_POSTGRES_URL"
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+MARIADB_URL_ENV = "CONNECTOR_TEST_MARIADB_URL"
+DEFAULT_MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 
 
 def _autocommit_engine(url: URL) -> Engine:
@@ -71,6 +74,35 @@ def postgres_url(postgres_database: URL) -> Iterator[str]:
         with engine.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """The URL of an empty database of its own for this test (MySQL's name for a schema)."""
+    admin_url = make_url(os.environ.get(MARIADB_URL_ENV, DEFAULT_MARIADB_URL))
+    name = f"src_test_{secrets.token_hex(6)}"
+    admin = create_engine(admin_url, connect_args={"connect_timeout": 5})
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except SQLAlchemyError as exc:
+        admin.dispose()
+        pytest.fail(
+            f"MariaDB (or MySQL) is needed for the SQL source tests but {mask_url(str(admin_url))} did not"
+            f" work: {' '.join(str(getattr(exc, 'orig', exc)).split())}. Start it, or set {MARIADB_URL_ENV}"
+            " to the URL of a reachable server whose user may create databases.",
+            pytrace=False,
+        )
+    try:
+        yield (
+            admin_url.set(database=name)
+            .update_query_dict({"charset": "utf8mb4"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
 
 
 @pytest.fixture

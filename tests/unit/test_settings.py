@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import SettingsError
-from connector.settings import Settings, load_settings
+from connector.settings import FileSourceSection, InlineTargetsSection, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +36,7 @@ def test_the_shipped_settings_file_is_valid_and_is_the_embedded_default() -> Non
     assert settings.backend.graph is not None
     assert settings.resolve(settings.backend.graph.sandbox or Path()) == ROOT / "sandbox" / "demo.toml"
     assert settings.state.url.get_secret_value().startswith("sqlite:///")
+    assert isinstance(settings.source, FileSourceSection)
     assert settings.resolve(settings.source.path) == ROOT / "examples" / "schedule.csv"
     assert settings.targets.kind == "file"
     assert settings.connector.timezone == "Europe/Paris"
@@ -46,6 +47,7 @@ def test_defaults_fill_every_section_but_the_source() -> None:
     assert settings.window.days_before == 0 and settings.window.days_after == 90
     assert settings.event.reminder_minutes is None  # reminders off unless configured
     assert settings.targets.kind == "source"
+    assert isinstance(settings.source, FileSourceSection)  # a [source] without kind is a file
     assert settings.resolve(settings.source.path) == Path("/etc/connector/schedule.csv")
 
 
@@ -153,6 +155,7 @@ address = "room1@contoso.example"
 kind = "room"
 """
     )
+    assert isinstance(settings.targets, InlineTargetsSection)
     assert settings.targets.list[0].kind == "room"
     found = problems(MINIMAL + '[targets]\nkind = "inline"\n')
     assert any("no [[targets.list]] entry" in p for p in found)

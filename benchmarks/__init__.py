@@ -1,0 +1,1 @@
+"""Measured figures (not asserted); ``source_memory`` also lends its measurement to a test."""
