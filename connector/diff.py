@@ -65,7 +65,7 @@ def diff(
     unchanged = 0
 
     for key in sorted(set(desired) | set(stored) | set(remote_by_key)):
-        if key in protected and key not in desired:
+        if key not in desired and _protected(key, protected):
             continue
         mapping = stored.get(key)
         item = _Key(
@@ -191,3 +191,17 @@ def _choose(remotes: Sequence[RemoteEvent], mapping: StoredMapping | None, spec:
                 return event
     matching = [r for r in remotes if r.content_hash == spec.content_hash]
     return min(matching or remotes, key=lambda r: r.remote_id)
+
+
+#: Separates a series' key from an occurrence's part (``UID#20261130T080000Z``, see the iCalendar source).
+SERIES_SEPARATOR = "#"
+
+
+def _protected(key: str, protected: Collection[str]) -> bool:
+    """A quarantined key protects its own event and, when it names a whole series (a recurring event
+    whose rule could not be read), the events of the series' occurrences: a broken entry is not a
+    removed one (DESIGN §4.9)."""
+    if key in protected:
+        return True
+    series, separator, _ = key.partition(SERIES_SEPARATOR)
+    return bool(separator) and series in protected

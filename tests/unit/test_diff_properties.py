@@ -355,3 +355,21 @@ def test_a_lost_create_answer_is_adopted_not_duplicated() -> None:
     # ... and a verifying sync adopts the event instead of creating a second one.
     verify = plan_for(calendar, {"K1": spec}, window, verify=True)
     assert verify.ops == () and [a.remote.remote_id for a in verify.adopt] == ["x"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(specs("x"), min_size=1, max_size=5), windows, st.booleans())
+def test_a_quarantined_series_keeps_the_events_of_its_occurrences(occurrences, window, verify) -> None:
+    # The iCalendar source keys an occurrence UID#start; a series whose rule breaks is quarantined
+    # under its UID alone and yields no occurrence at all.
+    desired = {
+        f"series-1#{n}": replace(spec, source_key=f"series-1#{n}") for n, spec in enumerate(occurrences)
+    }
+    desired["series-10#0"] = replace(occurrences[0], source_key="series-10#0")
+    calendar = Calendar()
+    calendar.apply(plan_for(calendar, desired, window, verify=False), window)
+    plan = plan_for(calendar, {}, window, verify=verify, protected=frozenset({"series-1"}))
+    touched = {op.source_key for op in plan.ops}
+    assert not any(key.startswith("series-1#") for key in touched)
+    # Another series that merely starts with the same letters is not protected.
+    assert touched <= {"series-10#0"}
