@@ -352,6 +352,9 @@ def worker(
         "--worker-shutdown-timeout",
         str(loaded.jobs.shutdown_timeout_s * 1000),
     ]
+    # Syncs are long: a worker holding more jobs than it has threads keeps them from an idle worker
+    # elsewhere (Dramatiq prefetches twice its threads by default).
+    env.setdefault("dramatiq_queue_prefetch", argv[argv.index("--threads") + 1])
     sys.stdout.flush()
     sys.stderr.flush()
     # Dramatiq's own CLI manages the processes, their signals and graceful shutdown: exec it so a
