@@ -101,8 +101,9 @@ class Scheduler:
         for job in self._scheduler.get_jobs():
             log.info("schedule %s: next run at %s", job.id, job.next_run_time)
         try:
-            while not stop.wait(0.5):
-                pass
+            while not stop.is_set():
+                # Short waits keep the main thread responsive to the signal handlers that set ``stop``.
+                stop.wait(0.5)
         finally:
             self._scheduler.shutdown(wait=False)
 

@@ -25,6 +25,7 @@ surface after earlier pages were yielded; the caller treats the whole read as fa
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import re
@@ -380,10 +381,8 @@ def _retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
     if not value:
         return None
-    try:
+    with contextlib.suppress(ValueError):  # not a number: try the HTTP-date form
         return max(0.0, float(value))
-    except ValueError:
-        pass
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
