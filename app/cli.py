@@ -10,9 +10,9 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Protocol, TypeVar
 
 import typer
 from pydantic import SecretStr
@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from app import bootstrap, report
 from app.jobs import JobSystem, build_jobs, check_users, in_process_worker
 from connector.errors import ConnectorError, SettingsError, UsageError
+from connector.settings import Settings
 from connector.state import QuarantineEntry, RunRecord, RunStatus, SyncMode
 from connector.sync import RunReport, SyncRequest
 
@@ -64,21 +65,52 @@ def _emit(doc: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_Built = TypeVar("_Built", bound=_Closable)
+
+
 @contextmanager
-def _container(settings_file: Path | None, as_json: bool) -> Iterator[bootstrap.Container]:
+def _built(
+    settings_file: Path | None, as_json: bool, build: Callable[[Settings], _Built]
+) -> Iterator[_Built]:
+    """Settings read and ``build`` applied; connector errors, then and inside, end the command with
+    their exit code (2 for settings and usage, 1 otherwise); what was built is closed."""
     try:
-        settings = bootstrap.read_settings(bootstrap.settings_path(settings_file))
-        container = bootstrap.build(settings)
+        built = build(bootstrap.read_settings(bootstrap.settings_path(settings_file)))
     except ConnectorError as exc:
         _fail(exc, as_json, EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED)
     try:
-        yield container
+        yield built
     except UsageError as exc:
         _fail(exc, as_json, EXIT_USAGE)
     except ConnectorError as exc:
         _fail(exc, as_json, EXIT_FAILED)
     finally:
-        container.close()
+        built.close()
+
+
+def _container(settings_file: Path | None, as_json: bool) -> AbstractContextManager[bootstrap.Container]:
+    return _built(settings_file, as_json, bootstrap.build)
+
+
+def _job_system(settings_file: Path | None, as_json: bool) -> AbstractContextManager[JobSystem]:
+    return _built(settings_file, as_json, _jobs_for_command)
+
+
+def _jobs_for_command(settings: Settings) -> JobSystem:
+    system = build_jobs(settings)
+    if system.in_process:
+        # Built now, not in the first job: a broken backend setting must stop the command with its
+        # message instead of becoming a job that fails and retries.
+        try:
+            system.context.services  # noqa: B018
+        except BaseException:
+            system.close()
+            raise
+    return system
 
 
 def _fail(exc: ConnectorError, as_json: bool, code: int) -> NoReturn:
@@ -164,31 +196,6 @@ def sync(
         raise typer.Exit(EXIT_BLOCKED)
     if status in (RunStatus.FAILED, RunStatus.PARTIAL):
         raise typer.Exit(EXIT_FAILED)
-
-
-@contextmanager
-def _job_system(settings_file: Path | None, as_json: bool) -> Iterator[JobSystem]:
-    try:
-        settings = bootstrap.read_settings(bootstrap.settings_path(settings_file))
-        system = build_jobs(settings)
-        if system.in_process:
-            # Built now, not in the first job: a broken backend setting must stop the command with
-            # its message instead of becoming a job that fails and retries.
-            try:
-                system.context.services  # noqa: B018
-            except BaseException:
-                system.close()
-                raise
-    except ConnectorError as exc:
-        _fail(exc, as_json, EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED)
-    try:
-        yield system
-    except UsageError as exc:
-        _fail(exc, as_json, EXIT_USAGE)
-    except ConnectorError as exc:
-        _fail(exc, as_json, EXIT_FAILED)
-    finally:
-        system.close()
 
 
 def _follow(system: JobSystem, run_id: int, stalled: Callable[[], bool] | None, *, show: bool) -> RunRecord:
