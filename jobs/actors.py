@@ -118,6 +118,7 @@ def declare(broker: Broker, context: JobContext) -> Actors:
             )
             if trig.opened:
                 actors.sync_mailbox.send(target.address, trig.ticket_id)
+                context.coordinator.mark_sent(trig.ticket_id)
         # A run over no mailbox at all is complete at once.
         context.store.finish_run_if_complete(run_id)
 

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 PENDING_TTL_S = 24 * 3600
 #: A ticket's data outlives any retry schedule, then disappears on its own.
 TICKET_TTL_S = 7 * 24 * 3600
+#: A ticket opened this long ago whose job was never confirmed sent (the process died in between) is
+#: handed out as opened again, so its job is sent. A second job for one ticket is harmless: whichever
+#: runs second finds the ticket finished.
+UNSENT_AFTER_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,10 @@ class Coordinator(Protocol):
     def trigger(
         self, mailbox: str, run_id: int, *, mode: SyncMode, force: bool, source_items: int | None
     ) -> Trigger: ...
+
+    def mark_sent(self, ticket_id: str) -> None:
+        """The job of an opened ticket is in the queue."""
+        ...
 
     def claim(self, mailbox: str, ticket_id: str) -> Ticket | None:
         """Start working on a ticket: later triggers open a new one. ``None`` if the ticket is already
@@ -162,6 +170,10 @@ class LocalCoordinator:
             data.runs.add(run_id)
             return Trigger(ticket_id, opened=False)
 
+    def mark_sent(self, ticket_id: str) -> None:
+        # One process: a crash between opening and sending loses the tickets too.
+        return None
+
     def claim(self, mailbox: str, ticket_id: str) -> Ticket | None:
         with self._mutex:
             if self._pending.get(mailbox) == ticket_id:
@@ -234,7 +246,8 @@ class LocalCoordinator:
 
 # -- Redis -----------------------------------------------------------------------------------------
 
-# KEYS: pending, ticket, runs. ARGV: new id, run id, mode, force, source items, mailbox, ttls.
+# KEYS: pending, ticket prefix. ARGV: new id, run id, mode, force, source items, mailbox, ttls, now,
+# unsent-after seconds.
 _TRIGGER = """
 local id = redis.call('GET', KEYS[1])
 local opened = 0
@@ -243,10 +256,16 @@ if not id then
   id = ARGV[1]
   opened = 1
   redis.call('SET', KEYS[1], id, 'EX', ARGV[7])
-  redis.call('HSET', ticket, 'mailbox', ARGV[6], 'mode', ARGV[3], 'force', ARGV[4], 'last_error', '')
+  redis.call('HSET', ticket, 'mailbox', ARGV[6], 'mode', ARGV[3], 'force', ARGV[4], 'last_error', '',
+             'opened_at', ARGV[9])
 else
   if ARGV[3] == 'verify' then redis.call('HSET', ticket, 'mode', 'verify') end
   if ARGV[4] == '1' then redis.call('HSET', ticket, 'force', '1') end
+  local opened_at = tonumber(redis.call('HGET', ticket, 'opened_at') or '0')
+  if redis.call('HEXISTS', ticket, 'sent') == 0 and tonumber(ARGV[9]) - opened_at > tonumber(ARGV[10]) then
+    opened = 1
+    redis.call('HSET', ticket, 'opened_at', ARGV[9])
+  end
 end
 if ARGV[5] ~= '' then redis.call('HSET', ticket, 'source_items', ARGV[5]) end
 redis.call('SADD', ticket .. ':runs', ARGV[2])
@@ -258,6 +277,11 @@ return {id, opened}
 # KEYS: pending, ticket. ARGV: ticket id.
 _CLAIM = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
+
+# KEYS: ticket. ARGV: field, value. A finished (deleted) ticket must not come back as a stray hash.
+_SET_IF_TICKET = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 """
 
 # KEYS: active, peak.
@@ -328,6 +352,7 @@ class RedisCoordinator:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._started = client.register_script(_STARTED)
+        self._set_if_ticket = client.register_script(_SET_IF_TICKET)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -346,9 +371,14 @@ class RedisCoordinator:
                 mailbox,
                 PENDING_TTL_S,
                 TICKET_TTL_S,
+                time.time(),
+                UNSENT_AFTER_S,
             ],
         )
         return Trigger(_text(ticket_id), opened=bool(opened))
+
+    def mark_sent(self, ticket_id: str) -> None:
+        self._set_if_ticket(keys=[self._key("ticket", ticket_id)], args=["sent", "1"])
 
     def claim(self, mailbox: str, ticket_id: str) -> Ticket | None:
         self._claim(keys=[self._key("pending", mailbox)], args=[ticket_id])
@@ -375,9 +405,7 @@ class RedisCoordinator:
         )
 
     def note_error(self, ticket_id: str, error: str) -> None:
-        key = self._key("ticket", ticket_id)
-        if self._client.exists(key):
-            self._client.hset(key, "last_error", error)
+        self._set_if_ticket(keys=[self._key("ticket", ticket_id)], args=["last_error", error])
 
     def finish(self, ticket_id: str) -> None:
         key = self._key("ticket", ticket_id)

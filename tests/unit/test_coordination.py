@@ -398,3 +398,33 @@ def test_redis_ping_raises_when_redis_cannot_be_reached() -> None:
             coordinator.ping()
     finally:
         client.close()
+
+
+def test_redis_a_ticket_whose_job_was_never_sent_is_handed_out_again(
+    redis_setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coordinator = redis_setup.coordinator
+    first = trigger(coordinator, 1)
+    assert first.opened
+    # The fan-out died between opening the ticket and sending its job: later triggers coalesce...
+    assert not trigger(coordinator, 2).opened
+    # ... until the ticket is old enough to count as orphaned; then one trigger sends its job again.
+    monkeypatch.setattr("jobs.coordination.UNSENT_AFTER_S", -1)
+    again = trigger(coordinator, 3)
+    assert again == Trigger(first.ticket_id, opened=True)
+    coordinator.mark_sent(first.ticket_id)
+    assert not trigger(coordinator, 4).opened
+    ticket = coordinator.claim(MAILBOX, first.ticket_id)
+    assert ticket is not None and ticket.run_ids == (1, 2, 3, 4)
+
+
+def test_redis_marks_on_a_finished_ticket_do_not_bring_it_back(redis_setup: Setup) -> None:
+    coordinator = redis_setup.coordinator
+    opened = trigger(coordinator, 1)
+    assert coordinator.claim(MAILBOX, opened.ticket_id) is not None
+    coordinator.finish(opened.ticket_id)
+    coordinator.mark_sent(opened.ticket_id)
+    coordinator.note_error(opened.ticket_id, "late")
+    assert coordinator.ticket(opened.ticket_id) is None
+    assert redis_setup.client is not None
+    assert not list(redis_setup.client.scan_iter(f"{redis_setup.namespace}:ticket:{opened.ticket_id}*"))
