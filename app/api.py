@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import report
 from app.jobs import JobSystem, check_users
 from connector.errors import ConnectorError, TransientError, UsageError
-from connector.state import MailboxHealth, MailboxStatus, RunStatus, SyncMode
+from connector.state import MailboxStatus, RunStatus, SyncMode
 from connector.sync import SyncRequest
 from jobs.broker import live_workers
 
@@ -221,21 +221,6 @@ class ProbeView(BaseModel):
             " until one runs). Absent in the liveness probe."
         ),
     )
-
-
-def health_json(health: MailboxHealth) -> dict[str, Any]:
-    """One mailbox's health in the shape of ``connector status --json``'s ``mailboxes`` entries."""
-    return {
-        "address": health.mailbox,
-        "status": health.status.value,
-        "healthy": health.error is None,
-        "last_run_id": health.last_run_id,
-        "last_run_at": health.last_run_at.isoformat() if health.last_run_at else None,
-        "last_success_at": health.last_success_at.isoformat() if health.last_success_at else None,
-        "error_code": health.error_code,
-        "error": health.error,
-        "last_counts": report.counts_json(health.last_counts),
-    }
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -596,7 +581,7 @@ def create_app(system: JobSystem) -> FastAPI:
         return MailboxView(
             # The store's spelling (addresses are stored lower-case), not the caller's.
             address=health.mailbox if health else entries[0].mailbox or wanted,
-            health=HealthView.model_validate(health_json(health)) if health else None,
+            health=HealthView.model_validate(report.health_json(health)) if health else None,
             quarantined=len(entries),
             quarantine=[QuarantineView.model_validate(q) for q in report.quarantine_json(entries)],
         )

@@ -154,6 +154,21 @@ def plan_json(loaded: Loaded, previews: Sequence[MailboxPreview]) -> dict[str, A
     }
 
 
+def health_json(health: MailboxHealth) -> dict[str, Any]:
+    """One mailbox's health, as ``connector status --json`` and the HTTP API show it."""
+    return {
+        "address": health.mailbox,
+        "status": health.status.value,
+        "healthy": health.error is None,
+        "last_run_id": health.last_run_id,
+        "last_run_at": _iso(health.last_run_at),
+        "last_success_at": _iso(health.last_success_at),
+        "error_code": health.error_code,
+        "error": health.error,
+        "last_counts": counts_json(health.last_counts),
+    }
+
+
 def status_json(
     runs: Sequence[RunRecord], health: Sequence[MailboxHealth], quarantine: Sequence[QuarantineEntry]
 ) -> dict[str, Any]:
@@ -161,20 +176,7 @@ def status_json(
     return {
         "last_run": run_json(last) if last else None,
         "runs": [run_json(r) for r in runs],
-        "mailboxes": [
-            {
-                "address": h.mailbox,
-                "status": h.status.value,
-                "healthy": h.error is None,
-                "last_run_id": h.last_run_id,
-                "last_run_at": _iso(h.last_run_at),
-                "last_success_at": _iso(h.last_success_at),
-                "error_code": h.error_code,
-                "error": h.error,
-                "last_counts": counts_json(h.last_counts),
-            }
-            for h in health
-        ],
+        "mailboxes": [health_json(h) for h in health],
         "quarantined": len(quarantine),
         "quarantine": quarantine_json(quarantine),
     }

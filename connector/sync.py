@@ -221,14 +221,9 @@ class SyncEngine:
         return resolved
 
     # -- running ---------------------------------------------------------------------------------
-    def run(
-        self,
-        request: SyncRequest,
-        *,
-        on_start: Callable[[int], None] | None = None,
-        on_mailbox: Callable[[MailboxResult], None] | None = None,
-        threads: int = 1,
-    ) -> RunReport:
+    def run(self, request: SyncRequest, *, threads: int = 1) -> RunReport:
+        """A whole run in this process, the source read once, on a pool of ``threads``: for tests and
+        embedding. The commands run the same steps as jobs (``open_run``, ``sync_one``)."""
         try:
             loaded = self.load(request)
         except UsageError:
@@ -246,8 +241,6 @@ class SyncEngine:
             mailboxes_total=len(loaded.selected),
         )
         quarantine = self._record_quarantine(loaded)
-        if on_start:
-            on_start(len(loaded.selected))
 
         def one(target: Target) -> MailboxResult:
             result = self.sync_mailbox(target, loaded, request)
@@ -256,11 +249,7 @@ class SyncEngine:
 
         # One mailbox per thread at a time; never two threads on one mailbox (DESIGN §5).
         with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="sync") as pool:
-            results = []
-            for result in pool.map(one, loaded.selected):
-                results.append(result)
-                if on_mailbox:
-                    on_mailbox(result)
+            results = list(pool.map(one, loaded.selected))
         record = self.store.finish_run(run_id, status=run_status(results))
         return RunReport(record, loaded, tuple(quarantine))
 

@@ -13,7 +13,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from connector.state import (
     RunStatus,
     SyncMode,
 )
+from tests.small_site import ALICE, BOB, CAROL, FIRST_DAY, settings_text, write_targets
 
 REDIS = "redis://127.0.0.1:6379/0"
 #: Nothing listens there: connecting is refused at once.
@@ -45,7 +46,6 @@ CLOSED_REDIS = "redis://127.0.0.1:1/0"
 SYNC_TOKEN = secrets.token_urlsafe(32)
 READ_TOKEN = secrets.token_urlsafe(32)
 ENVIRON = {"API_TOKEN_PLANNING": SYNC_TOKEN, "API_TOKEN_DASHBOARD": READ_TOKEN}
-ALICE, BOB, CAROL = "alice@contoso.example", "bob@contoso.example", "carol@contoso.example"
 
 
 def as_planning() -> dict[str, str]:
@@ -59,7 +59,7 @@ def as_dashboard() -> dict[str, str]:
 def write_site(folder: Path) -> None:
     """Alice: 3 entries and one with its end before its start (quarantined); Bob: 2 entries; Carol is
     disabled; one entry has an owner nobody knows (quarantined, no mailbox)."""
-    day = date.today() + timedelta(days=2)
+    day = FIRST_DAY
     rows = [
         ("A-1", "E1", f"{day}T08:00", f"{day}T12:00", "Frühschicht"),
         ("A-2", "E1", f"{day + timedelta(days=1)}T08:00", f"{day + timedelta(days=1)}T12:00", "Spät"),
@@ -73,14 +73,10 @@ def write_site(folder: Path) -> None:
     lines = ["key,owner,start,end,all_day,title"]
     lines += [f"{k},{o},{s},{e},{'true' if 'T' not in s else ''},{t}" for k, o, s, e, t in rows]
     (folder / "schedule.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "targets.csv").write_text(
-        "address,owner_key,kind,enabled,display_name\n"
-        f"{ALICE},E1,user,true,Alice\n{BOB},E2,user,true,Bob\n{CAROL},E3,user,false,Carol\n",
-        encoding="utf-8",
-    )
+    write_targets(folder)
 
 
-def settings_text(*, redis_url: str | None, namespace: str, tokens: bool = True) -> str:
+def api_settings_text(*, redis_url: str | None, namespace: str, tokens: bool = True) -> str:
     jobs = f'redis_url = "{redis_url}"\n' if redis_url else ""
     api = (
         '[api.tokens]\nplanning = { env = "API_TOKEN_PLANNING" }\n'
@@ -89,34 +85,15 @@ def settings_text(*, redis_url: str | None, namespace: str, tokens: bool = True)
         if tokens
         else ""
     )
-    return f"""
-[connector]
-timezone = "Europe/Paris"
-[window]
-days_before = 7
-days_after = 30
-[source]
-path = "schedule.csv"
-[targets]
-kind = "file"
-path = "targets.csv"
-[backend]
-kind = "memory"
-max_threads = 2
-[backend.memory]
-path = "calendars.json"
-[state]
-url = "sqlite:///state.db"
-[jobs]
-{jobs}namespace = "{namespace}"
-max_retries = 0
-{api}"""
+    return settings_text(
+        f'{jobs}namespace = "{namespace}"\nmax_retries = 0', extra=api, memory_path="calendars.json"
+    )
 
 
 def make_system(folder: Path, *, redis_url: str | None, tokens: bool = True) -> JobSystem:
     write_site(folder)
     namespace = f"test-api-{uuid.uuid4().hex[:8]}"
-    text = settings_text(redis_url=redis_url, namespace=namespace, tokens=tokens)
+    text = api_settings_text(redis_url=redis_url, namespace=namespace, tokens=tokens)
     return build_jobs(load_settings(text, environ=ENVIRON, base_dir=folder))
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ from jobs.actors import JobContext, JobLimits, Services, declare
 from jobs.broker import make_broker
 from jobs.coordination import LocalCoordinator
 from jobs.runs import RunService
+from tests.small_site import ALICE, BOB, FIRST_DAY, settings_text, write_targets
 
-ALICE, BOB, CAROL = "alice@contoso.example", "bob@contoso.example", "carol@contoso.example"
 #: The events each enabled mailbox gets from the source (Carol is not an enabled target).
 EVENTS = {ALICE: 3, BOB: 2}
 #: No test here should need more; a hang shows as a failed run instead of a stuck suite.
@@ -40,7 +40,7 @@ RUN_TIMEOUT_S = 20.0
 
 
 def write_site(folder: Path) -> None:
-    day = date.today() + timedelta(days=2)
+    day = FIRST_DAY
     rows = [
         ("A-1", "E1", f"{day}T08:00", f"{day}T12:00", "Frühschicht"),
         ("A-2", "E1", f"{day + timedelta(days=1)}T08:00", f"{day + timedelta(days=1)}T12:00", "Spät"),
@@ -51,33 +51,11 @@ def write_site(folder: Path) -> None:
     ]
     lines = ["key,owner,start,end,title", *(",".join(row) for row in rows)]
     (folder / "schedule.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "targets.csv").write_text(
-        "address,owner_key,kind,enabled,display_name\n"
-        f"{ALICE},E1,user,true,Alice\n{BOB},E2,user,true,Bob\n{CAROL},E3,user,false,Carol\n",
-        encoding="utf-8",
-    )
+    write_targets(folder)
 
 
 def load(folder: Path, jobs: str) -> Settings:
-    text = f"""
-[connector]
-timezone = "Europe/Paris"
-[window]
-days_before = 7
-days_after = 30
-[source]
-path = "schedule.csv"
-[targets]
-kind = "file"
-path = "targets.csv"
-[backend]
-kind = "memory"
-max_threads = 2
-[state]
-url = "sqlite:///state.db"
-[jobs]
-{jobs}
-"""
+    text = settings_text(jobs)
     return load_settings(text, environ={}, base_dir=folder)
 
 
